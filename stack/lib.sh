@@ -1,0 +1,25 @@
+# Shared helpers for the local-stack scripts. Source it; it defines no side effects beyond variables.
+STACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_DIR="$(cd "$STACK_DIR/.." && pwd)"
+# shellcheck source=versions.env
+. "$STACK_DIR/versions.env"
+# Slow builds are cached here, keyed by version. Git ignores .cache/; CI points TP_CACHE_DIR at a
+# folder outside the clone so a second run on the same machine reuses the binaries.
+TP_CACHE_DIR="${TP_CACHE_DIR:-$REPO_DIR/.cache}"
+# Runtime state (data dirs, logs, pids, kubeconfig) of the running local stack.
+TP_RUN_DIR="${TP_RUN_DIR:-$REPO_DIR/.run}"
+CP_BIN_DIR="$TP_CACHE_DIR/controlplane/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION/bin"
+say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# Loopback ports of the local stack (override any of them from the environment).
+: "${ETCD_CLIENT_PORT:=23791}" "${ETCD_PEER_PORT:=23801}"
+: "${KUBE_APISERVER_PORT:=16443}"
+: "${KAFKA_PORT:=19092}" "${KAFKA_CONTROLLER_PORT:=19093}"
+: "${POSTGRES_PORT:=15432}"
+: "${MOTO_PORT:=15000}"
+: "${FRONTEND_PORT:=18080}" "${USER_SERVICE_PORT:=18081}" "${EVENT_CATALOG_PORT:=18082}" "${BOOKING_SERVICE_PORT:=18083}"
+: "${OPERATOR_METRICS_PORT:=18090}" "${OPERATOR_HEALTH_PORT:=18091}"
+export ETCD_CLIENT_PORT ETCD_PEER_PORT KUBE_APISERVER_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT \
+  MOTO_PORT FRONTEND_PORT USER_SERVICE_PORT EVENT_CATALOG_PORT BOOKING_SERVICE_PORT \
+  OPERATOR_METRICS_PORT OPERATOR_HEALTH_PORT TP_CACHE_DIR TP_RUN_DIR
+VENV_DIR="${VENV_DIR:-$REPO_DIR/.venv}"
