@@ -1,0 +1,1 @@
+"""TicketPlatform operator: spec (model) -> render -> apply -> observe, driven by thin Kopf handlers."""

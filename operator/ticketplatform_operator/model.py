@@ -1,0 +1,295 @@
+"""The TicketPlatform API. This pydantic model is the single source of truth: the CRD's schema is
+generated from it (crd.py), the operator parses every object with it, and `render` consumes it."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from kubernetes.utils.quantity import parse_quantity
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+GROUP = "ticketing.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "TicketPlatform"
+PLURAL = "ticketplatforms"
+SINGULAR = "ticketplatform"
+SHORT_NAMES = ["tp"]
+
+SERVICE_NAMES = ("frontend", "user-service", "event-catalog", "booking-service")
+
+# An OCI image reference: [registry[:port]/]path[:tag][@sha256:digest], lower-case path components.
+IMAGE_PATTERN = (
+    r"^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([._-][a-z0-9]+)*)*(:[0-9]+)?"
+    r"(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TOPIC_NAME_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
+DEFAULT_IMAGE_REPOSITORY = "ghcr.io/ticketplatform"
+DEFAULT_IMAGE_TAG = "0.1.0"
+
+
+def _cel(rule: str, message_expression: str, field_path: str | None = None, plain: bool = False) -> dict[str, str]:
+    """One CEL rule for the CRD's x-kubernetes-validations; fieldPath makes the error name the field.
+    `plain` uses a fixed message where a messageExpression would exceed the CEL cost budget."""
+    out = {"rule": rule, ("message" if plain else "messageExpression"): message_expression}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+class ApiModel(BaseModel):
+    # Unknown fields are errors, as they are at the apiserver (kubectl's strict field validation).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Quantities(ApiModel):
+    cpu: str = Field(pattern=QUANTITY_PATTERN, max_length=32, description="CPU quantity, e.g. 100m or 1.")
+    memory: str = Field(pattern=QUANTITY_PATTERN, max_length=32, description="Memory quantity, e.g. 128Mi or 1Gi.")
+
+
+class Resources(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("quantity(self.requests.cpu).compareTo(quantity(self.limits.cpu)) <= 0",
+                     "'requests.cpu (' + self.requests.cpu + ') must not exceed limits.cpu (' + self.limits.cpu + ')'",
+                     ".requests.cpu"),
+                _cel("quantity(self.requests.memory).compareTo(quantity(self.limits.memory)) <= 0",
+                     "'requests.memory (' + self.requests.memory + ') must not exceed limits.memory (' + self.limits.memory + ')'",
+                     ".requests.memory"),
+            ]
+        }
+    )
+    requests: Quantities = Field(
+        default_factory=lambda: Quantities(cpu="100m", memory="128Mi"),
+        description="Resources the scheduler reserves for each pod.",
+    )
+    limits: Quantities = Field(
+        default_factory=lambda: Quantities(cpu="500m", memory="512Mi"),
+        description="Upper bound of resources each pod may use.",
+    )
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> "Resources":
+        for res in ("cpu", "memory"):
+            req, lim = getattr(self.requests, res), getattr(self.limits, res)
+            if parse_quantity(req) > parse_quantity(lim):
+                raise ValueError(f"requests.{res} ({req}) must not exceed limits.{res} ({lim})")
+        return self
+
+
+class Autoscaling(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("self.minReplicas <= self.maxReplicas",
+                     "minReplicas must not exceed maxReplicas", ".minReplicas", plain=True),
+            ]
+        }
+    )
+    enabled: bool = Field(default=False, description="Create a HorizontalPodAutoscaler for this service; the operator then leaves spec.replicas to it.")
+    minReplicas: int = Field(default=2, ge=1, le=1000, description="Lower bound of replicas the autoscaler keeps.")
+    maxReplicas: int = Field(default=10, ge=1, le=1000, description="Upper bound of replicas the autoscaler may scale to.")
+    targetCPUUtilization: int = Field(default=70, ge=1, le=100, description="Average CPU utilisation (percent of requests) the autoscaler aims for.")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> "Autoscaling":
+        if self.minReplicas > self.maxReplicas:
+            raise ValueError(f"minReplicas ({self.minReplicas}) must not exceed maxReplicas ({self.maxReplicas})")
+        return self
+
+
+def _autoscaling_on() -> Autoscaling:
+    return Autoscaling(enabled=True)
+
+
+class ServiceSpec(ApiModel):
+    """Settings shared by the four services; each service below has its own defaults."""
+
+    image: str = Field(pattern=IMAGE_PATTERN, description="Container image, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/ticketplatform/booking-service:1.4.2.")
+    replicas: int = Field(default=2, ge=0, le=1000, description="Replica count, used when autoscaling is off.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port the container listens on.")
+    serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(default="ClusterIP", description="Type of the Kubernetes Service in front of the pods.")
+    resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits of each pod.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra environment variables for the container; they override the ones the operator sets.",
+        json_schema_extra={"maxProperties": 128, "x-kubernetes-validations": [
+            _cel("self.all(k, k.matches('" + ENV_NAME_PATTERN + "'))",
+                 "'environment variable names must match " + ENV_NAME_PATTERN + "'")]},
+    )
+    secretRef: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", description="Name of a Secret in the same namespace whose keys become environment variables (credentials such as DATABASE_URL).")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling on CPU.")
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        import re
+
+        bad = [k for k in env if not re.match(ENV_NAME_PATTERN, k)]
+        if bad:
+            raise ValueError(f"environment variable names must match {ENV_NAME_PATTERN}: {', '.join(bad)}")
+        return env
+
+
+def _image(service: str) -> str:
+    return f"{DEFAULT_IMAGE_REPOSITORY}/{service}:{DEFAULT_IMAGE_TAG}"
+
+
+class FrontendSpec(ServiceSpec):
+    """The API gateway and browser UI."""
+
+    image: str = Field(default=_image("frontend"), pattern=IMAGE_PATTERN, description="Container image of the frontend (API gateway and browser UI).")
+    serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(default="LoadBalancer", description="Type of the Kubernetes Service in front of the pods; LoadBalancer exposes the UI.")
+
+
+class UserServiceSpec(ServiceSpec):
+    """Registers users in DynamoDB."""
+
+    image: str = Field(default=_image("user-service"), pattern=IMAGE_PATTERN, description="Container image of the user service.")
+    autoscaling: Autoscaling = Field(default_factory=_autoscaling_on, description="Horizontal pod autoscaling on CPU; on by default (2 to 10 replicas).")
+
+
+class EventCatalogSpec(ServiceSpec):
+    """Serves the event catalogue from PostgreSQL."""
+
+    image: str = Field(default=_image("event-catalog"), pattern=IMAGE_PATTERN, description="Container image of the event catalog.")
+
+
+class BookingServiceSpec(ServiceSpec):
+    """Books tickets and publishes them to Kafka."""
+
+    image: str = Field(default=_image("booking-service"), pattern=IMAGE_PATTERN, description="Container image of the booking service.")
+    autoscaling: Autoscaling = Field(default_factory=_autoscaling_on, description="Horizontal pod autoscaling on CPU; on by default (2 to 10 replicas).")
+
+
+class Services(ApiModel):
+    frontend: FrontendSpec = Field(default_factory=FrontendSpec, description="The frontend: API gateway and browser UI.")
+    user_service: UserServiceSpec = Field(default_factory=UserServiceSpec, alias="user-service", description="The user service (DynamoDB).")
+    event_catalog: EventCatalogSpec = Field(default_factory=EventCatalogSpec, alias="event-catalog", description="The event catalog (PostgreSQL).")
+    booking_service: BookingServiceSpec = Field(default_factory=BookingServiceSpec, alias="booking-service", description="The booking service (PostgreSQL and Kafka).")
+
+    def by_name(self) -> dict[str, ServiceSpec]:
+        return {name: getattr(self, name.replace("-", "_")) for name in SERVICE_NAMES}
+
+
+class MonitoringSpec(ApiModel):
+    enabled: bool = Field(default=True, description="Create a ServiceMonitor (Prometheus Operator) for the services' /metrics.")
+    interval: str = Field(default="30s", pattern=r"^[0-9]+(s|m)$", description="Scrape interval, e.g. 30s.")
+
+
+class TopicSpec(ApiModel):
+    name: str = Field(pattern=TOPIC_NAME_PATTERN, description="Kafka topic name.")
+    partitions: int = Field(default=3, ge=1, le=10000, description="Partition count; partitions can only grow.")
+    replicationFactor: int = Field(default=1, ge=1, le=32, description="Replication factor; it cannot change once the topic exists.")
+    config: dict[str, str] = Field(default_factory=dict, description="Topic configuration, e.g. retention.ms.")
+
+
+class KafkaTopics(ApiModel):
+    bookings: TopicSpec = Field(default_factory=lambda: TopicSpec(name="ticket-bookings"), description="Topic the booking service publishes accepted bookings to.")
+    results: TopicSpec = Field(default_factory=lambda: TopicSpec(name="analytics-results"), description="Topic the analytics job writes windowed totals to.")
+
+
+class KafkaSpec(ApiModel):
+    bootstrapServers: str = Field(default="kafka:9092", min_length=1, description="Comma-separated Kafka bootstrap servers (host:port), e.g. the MSK brokers.")
+    topics: KafkaTopics = Field(default_factory=KafkaTopics, description="The topics the operator creates and grows.")
+    deletionPolicy: Literal["Retain", "Delete"] = Field(default="Retain", description="What happens to the topics when the TicketPlatform is deleted.")
+
+
+class DataprocSpec(ApiModel):
+    projectId: str = Field(min_length=1, description="Google Cloud project of the Dataproc cluster.")
+    region: str = Field(default="us-central1", min_length=1, description="Region of the Dataproc cluster.")
+    cluster: str = Field(min_length=1, description="Name of the Dataproc cluster (with the Flink component) that Terraform created.")
+    jobFileUri: str = Field(pattern=r"^gs://.+", description="GCS URI of the analytics job file, e.g. gs://bucket/analytics_job.py.")
+    connectorJarUri: str = Field(pattern=r"^gs://.+\.jar$", description="GCS URI of the Flink Kafka connector jar.")
+
+
+class AnalyticsSpec(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("self.engine != 'dataproc' || has(self.dataproc)",
+                     "'dataproc settings are required when engine is dataproc'", ".dataproc"),
+            ]
+        }
+    )
+    enabled: bool = Field(default=True, description="Run the real-time booking analytics job.")
+    engine: Literal["local", "dataproc"] = Field(default="local", description="Where the Flink job runs: local (Flink from PyFlink on this machine) or dataproc.")
+    windowSeconds: int = Field(default=60, ge=1, le=86400, description="Length of the tumbling event-time window, in seconds.")
+    outOfOrdernessSeconds: int = Field(default=5, ge=0, le=3600, description="How late an event may arrive and still be counted, in seconds.")
+    parallelism: int = Field(default=1, ge=1, le=256, description="Flink job parallelism.")
+    jobFile: str = Field(default="flink/analytics_job.py", min_length=1, description="Path of the job file for the local engine.")
+    dataproc: DataprocSpec | None = Field(default=None, description="Dataproc settings, required when engine is dataproc.")
+
+    @model_validator(mode="after")
+    def _dataproc_settings(self) -> "AnalyticsSpec":
+        if self.engine == "dataproc" and self.dataproc is None:
+            raise ValueError("dataproc settings are required when engine is dataproc")
+        return self
+
+
+class TicketPlatformSpec(ApiModel):
+    services: Services = Field(default_factory=Services, description="The four services: frontend, user-service, event-catalog, booking-service.")
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Prometheus scraping of the services.")
+    kafka: KafkaSpec = Field(default_factory=KafkaSpec, description="Kafka connection and the topics the operator manages.")
+    analytics: AnalyticsSpec = Field(default_factory=AnalyticsSpec, description="The Flink analytics job.")
+    url: str | None = Field(default=None, pattern=r"^https?://.+", description="Public URL of the UI; when unset the operator reports the frontend Service's load-balancer address.")
+
+
+# ---- status -------------------------------------------------------------------------------------
+
+class Condition(BaseModel):
+    type: str = Field(description="Condition type, e.g. Ready or DeploymentsReady.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One-word CamelCase reason.")
+    message: str = Field(default="", description="Human-readable details.")
+    lastTransitionTime: str = Field(description="When the status last changed.")
+    observedGeneration: int | None = Field(default=None, description="Generation of the spec this condition describes.")
+
+
+class ServiceStatus(BaseModel):
+    ready: int = Field(default=0, description="Ready replicas.")
+    desired: int = Field(default=0, description="Desired replicas.")
+
+
+class TopicState(BaseModel):
+    name: str = Field(description="Kafka topic name.")
+    state: str = Field(description="Ready, Creating, Error, ShrinkRefused, Deleted or NotManaged.")
+    partitions: int | None = Field(default=None, description="Partitions the topic has.")
+    replicationFactor: int | None = Field(default=None, description="Replication factor of the topic.")
+    message: str = Field(default="", description="Details, e.g. why a change was refused.")
+
+
+class AnalyticsStatus(BaseModel):
+    engine: str = Field(default="", description="local or dataproc.")
+    state: str = Field(default="", description="Job state: PENDING, RUNNING, FAILED, CANCELLED, NotManaged...")
+    jobId: str | None = Field(default=None, description="Id of the running job.")
+    lastStateChange: str | None = Field(default=None, description="When the job state last changed.")
+    message: str = Field(default="", description="Details of the job state.")
+
+
+class TicketPlatformStatus(BaseModel):
+    phase: Literal["Pending", "Progressing", "Ready", "Degraded", "Failed"] = Field(default="Pending", description="Pending, Progressing, Ready, Degraded or Failed.")
+    observedGeneration: int | None = Field(default=None, description="Generation of the spec the status describes.")
+    conditions: list[Condition] = Field(default_factory=list, description="Conditions per subsystem, rolled up into Ready.")
+    services: dict[str, ServiceStatus] = Field(default_factory=dict, description="Ready and desired replicas per service.")
+    readyServices: str = Field(default="0/4", description="Services whose replicas are all ready, as N/4.")
+    topics: list[TopicState] = Field(default_factory=list, description="State of each Kafka topic.")
+    analytics: AnalyticsStatus = Field(default_factory=AnalyticsStatus, description="State of the analytics job.")
+    url: str | None = Field(default=None, description="URL of the UI.")
+
+
+def parse_spec(spec: dict[str, Any] | None) -> TicketPlatformSpec:
+    """Parse a TicketPlatform's spec; raises pydantic.ValidationError naming the field."""
+    return TicketPlatformSpec.model_validate(spec or {})
+
+
+def describe_validation_error(error: Any) -> str:
+    """A one-line message naming each bad field as a spec path, e.g. spec.services.frontend.replicas."""
+    parts = []
+    for err in error.errors():
+        path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        parts.append(f"{path}: {err['msg']}")
+    return "; ".join(parts)

@@ -1,0 +1,3 @@
+from ticketing_common.alembic_env import run
+
+run()

@@ -1,0 +1,262 @@
+"""The outbox relay: publishes ``booking_outbox`` rows to Kafka, then marks them published.
+
+Run it as its own process, ``python -m booking_service.relay`` (the local stack does), or inside
+the web app with ``OUTBOX_RELAY=embedded``. Delivery guarantees:
+
+* A booking is committed with its outbox row; the relay publishes rows in id order and marks a row
+  published only after the broker acknowledged it (acks=all, idempotent producer). Kafka down means
+  rows wait; they are published when it returns. Nothing is lost.
+* Several relays may run: each batch is taken inside a transaction holding a PostgreSQL advisory
+  lock (only one relay publishes at a time, which also keeps per-event order) and the rows are
+  selected ``FOR UPDATE SKIP LOCKED``, so no row is ever handed to two relays.
+* The one duplicate window: the broker acknowledged a message and the relay died (or lost the
+  database) before its ``UPDATE ... SET published_at`` committed. That row is sent again by the
+  next relay. Consumers that must be exact de-duplicate by ``booking_id``.
+* A message whose send fails is retried on the next pass; later rows with the same key in the same
+  batch are held back, so per-event order is kept.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from booking_service.config import Config
+from ticketing_common.db import make_engine
+from ticketing_common.jsonlog import configure_logging
+
+log = logging.getLogger("booking_service.relay")
+
+RELAY_LOCK_ID = 0x72656C79  # "rely"
+
+SELECT_BATCH = sa.text("""
+    SELECT id, topic, message_key, payload
+      FROM booking_outbox
+     WHERE published_at IS NULL
+     ORDER BY id
+     LIMIT :limit
+       FOR UPDATE SKIP LOCKED
+""")
+MARK_PUBLISHED = sa.text(
+    "UPDATE booking_outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY(:ids)")
+MARK_FAILED = sa.text(
+    "UPDATE booking_outbox SET attempts = attempts + 1, last_error = :error WHERE id = ANY(:ids)")
+PRUNE = sa.text("DELETE FROM booking_outbox WHERE published_at < now() - make_interval(hours => :hours)")
+BACKLOG = sa.text("SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at)) FROM booking_outbox "
+                  "WHERE published_at IS NULL")
+
+
+class RelayMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.published = Counter("outbox_messages_published_total", "Outbox messages acknowledged by Kafka",
+                                 registry=self.registry)
+        self.failures = Counter("outbox_publish_failures_total", "Outbox messages whose send failed (retried)",
+                                registry=self.registry)
+        self.pending = Gauge("outbox_pending_messages", "Outbox rows not yet published", registry=self.registry)
+        self.lag = Gauge("outbox_oldest_pending_seconds", "Age of the oldest unpublished outbox row",
+                         registry=self.registry)
+        self.kafka_up = Gauge("outbox_kafka_connected", "1 when the relay has a working producer",
+                              registry=self.registry)
+
+
+def default_producer_factory(bootstrap_servers: str):
+    from kafka import KafkaProducer
+
+    return KafkaProducer(
+        bootstrap_servers=[s.strip() for s in bootstrap_servers.split(",") if s.strip()],
+        client_id="booking-outbox-relay",
+        acks="all",
+        enable_idempotence=True,
+        max_in_flight_requests_per_connection=5,  # ordered per partition with idempotence
+        linger_ms=5,
+        request_timeout_ms=10_000,
+        delivery_timeout_ms=30_000,
+        max_block_ms=5_000,
+        reconnect_backoff_ms=100,
+        reconnect_backoff_max_ms=2_000,
+    )
+
+
+class OutboxRelay:
+    def __init__(self, engine: sa.Engine, bootstrap_servers: str, *, batch_size: int = 500,
+                 poll_interval: float = 0.2, retention_hours: int = 24, producer_factory=None,
+                 metrics: RelayMetrics | None = None) -> None:
+        self.engine = engine
+        self.bootstrap_servers = bootstrap_servers
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retention_hours = retention_hours
+        self.producer_factory = producer_factory or default_producer_factory
+        self.metrics = metrics or RelayMetrics()
+        self._producer = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune = 0.0
+        self.last_error: str | None = None
+
+    # -- producer -----------------------------------------------------------------------------
+    def _get_producer(self):
+        if self._producer is None:
+            self._producer = self.producer_factory(self.bootstrap_servers)
+            self.metrics.kafka_up.set(1)
+            log.info("connected to Kafka", extra={"bootstrap_servers": self.bootstrap_servers})
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        self.metrics.kafka_up.set(0)
+        if producer is not None:
+            try:
+                producer.close(timeout=0)  # fails whatever is still pending; those rows are retried
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- one pass -----------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Publish one batch; returns how many rows were marked published (0 when idle or not leader)."""
+        with self.engine.connect() as conn:
+            with conn.begin():
+                if not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RELAY_LOCK_ID}).scalar():
+                    return 0  # another relay is publishing right now
+                rows = conn.execute(SELECT_BATCH, {"limit": self.batch_size}).fetchall()
+                if not rows:
+                    return 0
+                producer = self._get_producer()  # raises while Kafka is unreachable: rows stay
+                sent: list[tuple[Any, Any]] = []
+                failed: dict[int, str] = {}
+                held: set[tuple[str, str]] = set()
+                for row in rows:
+                    key = (row.topic, row.message_key)
+                    if key in held:
+                        failed[row.id] = "held back behind an earlier failure for the same key"
+                        continue
+                    payload = row.payload if isinstance(row.payload, str) else json.dumps(row.payload, separators=(",", ":"))
+                    try:
+                        future = producer.send(row.topic, key=row.message_key.encode(), value=payload.encode())
+                    except Exception as exc:  # noqa: BLE001 - metadata timeout, buffer full, ...
+                        failed[row.id] = f"{type(exc).__name__}: {exc}"[:500]
+                        held.add(key)
+                        continue
+                    sent.append((row, future))
+                # Wait for every future: each resolves (ack or error) within delivery_timeout_ms.
+                try:
+                    producer.flush(timeout=45)
+                except Exception as exc:  # noqa: BLE001 - KafkaTimeoutError: some futures stay undecided
+                    log.warning("flush did not complete", extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
+                published: list[int] = []
+                undecided = False
+                for row, future in sent:
+                    if not future.is_done:
+                        undecided = True
+                        failed[row.id] = "no answer from the broker"
+                    elif future.failed():
+                        failed[row.id] = f"{type(future.exception).__name__}: {future.exception}"[:500]
+                    else:
+                        published.append(row.id)
+                if undecided:
+                    self._drop_producer()
+                if published:
+                    conn.execute(MARK_PUBLISHED, {"ids": published})
+                if failed:
+                    first_error = next(iter(failed.values()))
+                    conn.execute(MARK_FAILED, {"ids": list(failed), "error": first_error})
+                    self.last_error = first_error
+                    log.warning("outbox messages not published, will retry",
+                                extra={"failed": len(failed), "published": len(published), "error": first_error})
+            # committed: these rows are published for good
+        self.metrics.published.inc(len(published))
+        if failed:
+            self.metrics.failures.inc(len(failed))
+        return len(published)
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        try:
+            with self.engine.connect() as conn:
+                pending, oldest = conn.execute(BACKLOG).one()
+                self.metrics.pending.set(pending)
+                self.metrics.lag.set(float(oldest or 0))
+                if now - self._last_prune > 600:
+                    with conn.begin():
+                        conn.execute(PRUNE, {"hours": self.retention_hours})
+                    self._last_prune = now
+                else:
+                    conn.rollback()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("housekeeping failed: %s", exc)
+
+    # -- loop ---------------------------------------------------------------------------------
+    def run_forever(self) -> None:
+        backoff = 0.5
+        last_house = 0.0
+        while not self._stop.is_set():
+            try:
+                published = self.run_once()
+                backoff = 0.5
+                if time.monotonic() - last_house > 5:
+                    self._housekeeping()
+                    last_house = time.monotonic()
+                if published == 0 and not self.last_error:
+                    self._stop.wait(self.poll_interval)
+                elif self.last_error:
+                    self.last_error = None
+                    self._stop.wait(min(2.0, self.poll_interval * 5))
+            except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL unreachable: wait and retry
+                self._drop_producer() if _is_kafka_error(exc) else None
+                log.warning("relay pass failed, retrying", extra={"error": f"{type(exc).__name__}: {exc}"[:300],
+                                                                    "retry_in_s": backoff})
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+        self._drop_producer()
+
+    def start(self) -> "OutboxRelay":
+        self._thread = threading.Thread(target=self.run_forever, name="outbox-relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def _is_kafka_error(exc: Exception) -> bool:
+    return type(exc).__module__.startswith("kafka")
+
+
+def relay_from_config(cfg: Config, metrics: RelayMetrics | None = None) -> OutboxRelay:
+    engine = make_engine(cfg.database_url, pool_size=2, max_overflow=2, statement_timeout_ms=30000)
+    return OutboxRelay(engine, cfg.kafka_bootstrap_servers, batch_size=cfg.relay_batch_size,
+                       poll_interval=cfg.relay_poll_interval, retention_hours=cfg.outbox_retention_hours,
+                       metrics=metrics)
+
+
+def main() -> int:
+    cfg = Config.from_env()
+    configure_logging("booking-relay", cfg.log_level)
+    metrics = RelayMetrics()
+    if cfg.relay_metrics_port:
+        start_http_server(cfg.relay_metrics_port, registry=metrics.registry)
+    relay = relay_from_config(cfg, metrics)
+
+    def _terminate(signum, _frame):
+        log.info("stopping outbox relay", extra={"signal": signum})
+        relay._stop.set()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+    log.info("outbox relay started", extra={"bootstrap_servers": cfg.kafka_bootstrap_servers})
+    relay.run_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Gunicorn settings shared by the four services: ``gunicorn -c python:ticketing_common.gunicorn_conf``.
+
+Everything comes from the environment: PORT (8080) or GUNICORN_BIND, WEB_CONCURRENCY (workers, 2),
+GUNICORN_THREADS (threads per gthread worker, 8), GUNICORN_TIMEOUT (30 s). With
+PROMETHEUS_MULTIPROC_DIR set, the directory is emptied at start and dead workers' samples removed.
+"""
+import os
+import shutil
+
+bind = os.environ.get("GUNICORN_BIND") or f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = 20
+keepalive = 5
+accesslog = None  # the app writes one structured line per request
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "ticketing_common.jsonlog.JsonFormatter",
+                            "service": os.environ.get("SERVICE_NAME", "gunicorn")}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
+                "gunicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False}},
+}
+
+
+def on_starting(server):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)

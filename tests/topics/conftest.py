@@ -1,0 +1,14 @@
+"""Topic-manager tests run against the real broker of stack/kafka.sh (the `kafka` fixture)."""
+
+import sys
+from pathlib import Path
+
+pytest_plugins = ["tests.fixtures.dataplane"]
+
+# `operator/` is a folder holding the package; the editable install maps it too, this is a fallback
+# for a venv installed before the package existed.
+_OPERATOR_DIR = str(Path(__file__).resolve().parents[2] / "operator")
+try:
+    import ticketplatform_operator.topics  # noqa: F401
+except ImportError:
+    sys.path.insert(0, _OPERATOR_DIR)
