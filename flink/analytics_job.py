@@ -71,6 +71,7 @@ class JobConfig:
     partition_discovery_ms: int = 30000
     jars: str = ""  # ';'-separated jar paths or URLs for pipeline.jars (the Kafka connector)
     job_name: str = "ticketplatform-analytics"
+    status_file: str = ""  # when set, the job's Flink status is written here as JSON (for a supervisor)
 
     @property
     def tx_prefix(self) -> str:
@@ -143,6 +144,9 @@ def parse_args(argv: list[str] | None = None,
                    help="';'-separated connector jar paths/URLs added to pipeline.jars "
                         "(empty when the cluster already has them on its classpath)")
     p.add_argument("--job-name", default=e("JOB_NAME", d.job_name))
+    p.add_argument("--status-file", default=e("STATUS_FILE", d.status_file),
+                   help="write {state, flink_job_id, restored_from, time} here whenever the Flink job "
+                        "status changes (and every 10 s), for a supervisor such as the operator")
     p.add_argument("--print-sql", action="store_true", help="print the SQL and exit")
     ns = p.parse_args(argv)
     if not ns.checkpoint_dir and not ns.print_sql:
@@ -220,6 +224,7 @@ CREATE TABLE results (
   'properties.transaction.timeout.ms' = '{cfg.transaction_timeout_ms}',
   'sink.delivery-guarantee' = 'exactly-once',
   'sink.transactional-id-prefix' = {_sql_str(cfg.tx_prefix)},
+  'sink.transaction-naming-strategy' = 'POOLING',
   'key.format' = 'raw',
   'key.fields' = 'k',
   'value.format' = 'raw',
@@ -238,13 +243,13 @@ WHERE event_key IS NOT NULL AND tickets IS NOT NULL AND event_time IS NOT NULL""
 INSERT INTO results
 SELECT
   event_key,
-  JSON_OBJECT(
-    'event_id' VALUE CASE WHEN REGEXP(event_key, '^-?[0-9]{{1,18}}$')
-                          THEN CAST(CAST(event_key AS BIGINT) AS STRING)
-                          ELSE JSON_STRING(event_key) END FORMAT JSON,
-    'window_end' VALUE DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss''Z'''),
-    'total_tickets' VALUE SUM(tickets)
-  )
+  CONCAT(
+    '{{"event_id":',
+    CASE WHEN REGEXP(event_key, '^-?[0-9]{{1,18}}$') THEN CAST(CAST(event_key AS BIGINT) AS STRING)
+         ELSE JSON_STRING(event_key) END,
+    ',"window_end":"', DATE_FORMAT(window_end, 'yyyy-MM-dd''T''HH:mm:ss''Z'''),
+    '","total_tickets":', CAST(SUM(tickets) AS STRING),
+    '}}')
 FROM TABLE(TUMBLE(TABLE valid_bookings, DESCRIPTOR(event_time), {_interval(cfg.window_seconds * 1000)}))
 GROUP BY event_key, window_start, window_end"""
     return [source, sink, valid, insert]
@@ -268,20 +273,47 @@ def latest_checkpoint(checkpoint_dir: str) -> str | None:
     """The newest complete checkpoint (a chk-N folder with a _metadata file) under checkpoint_dir.
 
     Flink writes <dir>/<job id>/chk-<n>/_metadata last, once a checkpoint is complete, so a folder
-    without it is one that was still being written when the job died and is skipped.
+    without it is one that was still being written when the job died and is skipped. Local paths are
+    listed with os; other schemes (gs://, hdfs://, s3://) with Flink's own FileSystem via the JVM.
     """
     local = _local_path(checkpoint_dir)
-    if local is None:
-        return None
-    found = []
-    for meta in glob.glob(os.path.join(local, "*", "chk-*", "_metadata")):
-        try:
-            found.append((os.path.getmtime(meta), int(meta.split("chk-")[-1].split(os.sep)[0]), meta))
-        except (OSError, ValueError):
-            continue
-    if not found:
-        return None
-    return os.path.dirname(max(found)[2])
+    found: list[tuple[float, int, str]] = []
+    if local is not None:
+        for meta in glob.glob(os.path.join(local, "*", "chk-*", "_metadata")):
+            try:
+                found.append((os.path.getmtime(meta), int(meta.split("chk-")[-1].split(os.sep)[0]),
+                              os.path.dirname(meta)))
+            except (OSError, ValueError):
+                continue
+    else:
+        found = _remote_checkpoints(checkpoint_dir)
+    return max(found)[2] if found else None
+
+
+def _remote_checkpoints(uri: str) -> list[tuple[float, int, str]]:
+    try:
+        from pyflink.java_gateway import get_gateway
+        jvm = get_gateway().jvm
+        root = jvm.org.apache.flink.core.fs.Path(uri)
+        fs = root.getFileSystem()
+        if not fs.exists(root):
+            return []
+        found = []
+        for job_dir in fs.listStatus(root) or []:
+            if not job_dir.isDir():
+                continue
+            for chk in fs.listStatus(job_dir.getPath()) or []:
+                name = chk.getPath().getName()
+                if not (chk.isDir() and name.startswith("chk-")):
+                    continue
+                meta = jvm.org.apache.flink.core.fs.Path(chk.getPath(), "_metadata")
+                if fs.exists(meta):
+                    found.append((fs.getFileStatus(meta).getModificationTime() / 1000.0,
+                                  int(name[4:]), chk.getPath().toString()))
+        return found
+    except Exception as exc:  # no such filesystem here, no access: start without state
+        log.warning("could not list checkpoints under %s: %s", uri, exc)
+        return []
 
 
 def resolve_restore(cfg: JobConfig) -> str | None:
@@ -333,10 +365,27 @@ def _jar_url(jar: str) -> str:
     return jar if "://" in jar else f"file://{os.path.abspath(jar)}"
 
 
+def write_status(path: str, state: str, job_id: str, restored_from: str | None,
+                 _last: dict[str, object] = {}) -> None:
+    """Write the job's status atomically, when it changed or every 10 s (a heartbeat)."""
+    if not path:
+        return
+    now = time.time()
+    if _last.get("state") == state and now - float(_last.get("time", 0)) < 10:
+        return
+    _last.update(state=state, time=now)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump({"state": state, "flink_job_id": job_id, "restored_from": restored_from,
+                   "pid": os.getpid(), "time": now}, f)
+    os.replace(tmp, path)
+
+
 def run(cfg: JobConfig) -> int:
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    write_status(cfg.status_file, "INITIALIZING", "", None)
     restore_path = resolve_restore(cfg)
     conf = Configuration()
     for k, v in flink_config(cfg, restore_path).items():
@@ -359,14 +408,26 @@ def run(cfg: JobConfig) -> int:
         try:
             if job_client:
                 job_client.cancel().result()
+            write_status(cfg.status_file, "CANCELED", job_id, restore_path)
         finally:
             sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     # Wait without blocking signal delivery (result.wait() would block in the JVM call).
+    gateway_errors = 0
     while True:
-        status = str(job_client.get_job_status().result()) if job_client else "FINISHED"
+        try:
+            status = job_client.get_job_status().result().name if job_client else "FINISHED"
+            gateway_errors = 0
+        except Exception as exc:  # the JVM went away (killed, out of memory): nothing left to wait for
+            gateway_errors += 1
+            if gateway_errors >= 3:
+                log.error("lost the Flink JVM: %s", exc)
+                return 2
+            time.sleep(1)
+            continue
+        write_status(cfg.status_file, status, job_id, restore_path)
         if status in ("FAILED", "CANCELED", "FINISHED"):
             log.error("job ended with status %s", status)
             try:

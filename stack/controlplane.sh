@@ -185,7 +185,8 @@ launch() { # launch <name> <command...>: start in the background, log and record
   if alive "$name"; then return 0; fi
   say "starting $name"
   # setsid: own process group, so a Ctrl-C in the calling shell (or pytest) does not stop it.
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  # 9>&-: the start lock's fd must not be inherited, or the component would hold the lock forever.
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null 9>&- &
   echo $! > "$PIDS/$name.pid"
 }
 
@@ -197,7 +198,9 @@ check_port_free() { # check_port_free <name> <port>
 }
 
 died() { # fail with the tail of a component's log when it exits during start
-  if ! alive "$1"; then
+  # kill -0 only: right after launch, /proc/<pid>/cmdline may still be the forking shell's.
+  local pid; pid=$(pid_of "$1")
+  if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
     say "$1 exited; last lines of $LOGS/$1.log:"
     tail -n 25 "$LOGS/$1.log" >&2
     return 0
@@ -307,7 +310,20 @@ start_scheduler() {
     --v=1
 }
 
+NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
+
+# kwok only acts on a node while it holds the node's Lease (kube-node-lease), and each kwok process
+# has a new identity (hostname_uuid). A restarted kwok would wait for the old holder's Lease to
+# expire (40s) before touching pods; the old holder is gone, so its Leases are deleted instead.
 start_kwok() {
+  if alive kwok; then
+    [[ -f "$PIDS/kwok.id" ]] && return 0
+    stop_components kwok # its identity was not recorded (started by an older version of this script)
+  fi
+  kubectl_admin -n kube-node-lease delete lease "${NODES[@]}" --ignore-not-found >/dev/null
+  rm -f "$PIDS/kwok.id"
+  local log_start=0
+  [[ -f "$LOGS/kwok.log" ]] && log_start=$(stat -c %s "$LOGS/kwok.log")
   # No --server-address/--node-port: the fake kubelet API (logs/exec) is not needed.
   launch kwok "$CP_BIN_DIR/kwok" \
     --kubeconfig="$ADMIN_KUBECONFIG" \
@@ -315,6 +331,22 @@ start_kwok() {
     --config="$KWOK_CONF_DIR/stages.yaml" \
     --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake
+  kwok_id() {
+    died kwok && exit 1
+    local id
+    id=$(tail -c +$((log_start + 1)) "$LOGS/kwok.log" | grep -o -m1 '"id":"[^"]*"' | cut -d'"' -f4)
+    [[ -n "$id" ]] && echo "$id" > "$PIDS/kwok.id"
+  }
+  wait_for "kwok to log its identity" "$CP_START_TIMEOUT" kwok_id
+}
+
+nodes_held_by_kwok() { # every fake node's Lease is held by the running kwok
+  [[ -f "$PIDS/kwok.id" ]] || return 1
+  local id holders
+  id=$(cat "$PIDS/kwok.id")
+  holders=$(kubectl_admin -n kube-node-lease get lease "${NODES[@]}" \
+    -o jsonpath='{range .items[*]}{.spec.holderIdentity}{"\n"}{end}' 2>/dev/null) || return 1
+  [[ "$(grep -cxF "$id" <<<"$holders")" -eq ${#NODES[@]} ]]
 }
 
 component_healthy() { # the secure port's /healthz of the controller-manager or the scheduler
@@ -325,7 +357,7 @@ all_up() {
   local c
   for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done
   apiserver_ready || return 1
-  [[ "$(ready_nodes)" -ge 3 ]]
+  [[ "$(ready_nodes)" -ge 3 ]] && nodes_held_by_kwok
 }
 
 cmd_start() {
@@ -336,7 +368,7 @@ cmd_start() {
   local t0=$SECONDS
   mkdir -p "$CP_DIR" "$LOGS" "$PIDS" "$CP_DIR/etcd"
   # One start at a time (parallel pytest workers, two shells): the second waits, then finds it up.
-  exec 9>"$CP_DIR/.start.lock"
+  exec 9>"$CP_DIR/start.lock"
   flock 9
   if all_up; then
     say "control plane already up ($APISERVER_URL, 3 nodes Ready)"
@@ -355,10 +387,10 @@ cmd_start() {
   start_kwok
   kcm_ok() { died kube-controller-manager && exit 1; component_healthy "$KUBE_CONTROLLER_MANAGER_PORT"; }
   sched_ok() { died kube-scheduler && exit 1; component_healthy "$KUBE_SCHEDULER_PORT"; }
-  nodes_ok() { died kwok && exit 1; [[ "$(ready_nodes)" -ge 3 ]]; }
+  nodes_ok() { died kwok && exit 1; [[ "$(ready_nodes)" -ge 3 ]] && nodes_held_by_kwok; }
   wait_for "kube-controller-manager /healthz" "$CP_START_TIMEOUT" kcm_ok
   wait_for "kube-scheduler /healthz" "$CP_START_TIMEOUT" sched_ok
-  wait_for "3 Ready nodes" "$CP_START_TIMEOUT" nodes_ok
+  wait_for "3 Ready nodes managed by kwok" "$CP_START_TIMEOUT" nodes_ok
   # The default ServiceAccount is what lets pods be created in a namespace; wait for its controller.
   sa_ok() { kubectl_admin -n default get serviceaccount default >/dev/null 2>&1; }
   wait_for "the default ServiceAccount" "$CP_START_TIMEOUT" sa_ok
@@ -410,6 +442,11 @@ cmd_status() {
     printf '%-24s ready at %s\n' "apiserver /readyz" "$APISERVER_URL"
     printf '%-24s %s of 3 Ready\n' "kwok nodes" "$(ready_nodes)"
     [[ "$(ready_nodes)" -ge 3 ]] || ok=1
+    if nodes_held_by_kwok; then
+      printf '%-24s held by the running kwok\n' "node leases"
+    else
+      printf '%-24s not (yet) held by the running kwok\n' "node leases"; ok=1
+    fi
   else
     printf '%-24s not ready\n' "apiserver /readyz"; ok=1
   fi

@@ -1,1 +1,4 @@
-pytest_plugins = ["tests.fixtures.controlplane"]
+pytest_plugins = [
+    "tests.fixtures.controlplane",
+    "tests.fixtures.operator",
+]

@@ -21,11 +21,12 @@ class Observation:
         return len(SERVICE_NAMES) - len(self.not_ready)
 
 
-def _deployment_status(dep: dict[str, Any] | None) -> tuple[ServiceStatus, bool, bool]:
+def _deployment_status(dep: dict[str, Any] | None, floor: int) -> tuple[ServiceStatus, bool, bool]:
+    """`floor` is the autoscaler's minReplicas: until the HPA has scaled up to it, not ready."""
     if dep is None:
-        return ServiceStatus(ready=0, desired=0), False, False
+        return ServiceStatus(ready=0, desired=floor), False, False
     spec, st = dep.get("spec", {}), dep.get("status", {})
-    desired = spec.get("replicas", 1)
+    desired = max(spec.get("replicas", 1), floor)
     ready = st.get("readyReplicas", 0)
     current = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
     updated = st.get("updatedReplicas", 0) >= desired
@@ -49,8 +50,9 @@ def frontend_url(platform: Platform, frontend_service: dict[str, Any] | None) ->
 
 def observe(kube: Kube, platform: Platform) -> Observation:
     obs = Observation()
-    for name in SERVICE_NAMES:
-        status, ready, stalled = _deployment_status(kube.get("Deployment", platform.namespace, platform.child_name(name)))
+    for name, svc in platform.spec.services.by_name().items():
+        floor = svc.autoscaling.minReplicas if svc.autoscaling.enabled else 0
+        status, ready, stalled = _deployment_status(kube.get("Deployment", platform.namespace, platform.child_name(name)), floor)
         obs.services[name] = status
         if not ready:
             obs.not_ready.append(name)

@@ -45,14 +45,14 @@ def platform_labels(platform: Platform) -> dict[str, str]:
     }
 
 
-def _labels(platform: Platform, service: str, spec: ServiceSpec) -> dict[str, str]:
+def _labels(platform: Platform, service: str) -> dict[str, str]:
+    return {**selector_labels(platform, service), **platform_labels(platform), "app.kubernetes.io/component": service}
+
+
+def _versioned_labels(platform: Platform, service: str, spec: ServiceSpec) -> dict[str, str]:
+    # Only Deployments and pods carry the version, so an image bump leaves Service and HPA alone.
     tag = spec.image.split("@")[0].rsplit("/", 1)[-1].partition(":")[2] or "latest"
-    return {
-        **selector_labels(platform, service),
-        **platform_labels(platform),
-        "app.kubernetes.io/component": service,
-        "app.kubernetes.io/version": tag[:63],
-    }
+    return {**_labels(platform, service), "app.kubernetes.io/version": tag[:63]}
 
 
 def _metadata(platform: Platform, name: str, labels: dict[str, str], annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def _probe(path: str, period: int, failure_threshold: int) -> dict[str, Any]:
 
 def deployment(platform: Platform, service: str) -> dict[str, Any]:
     svc = platform.spec.services.by_name()[service]
-    labels = _labels(platform, service, svc)
+    labels = _versioned_labels(platform, service, svc)
     env = service_env(platform, service)
     container: dict[str, Any] = {
         "name": service,
@@ -166,7 +166,7 @@ def service(platform: Platform, service: str) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(platform, platform.child_name(service), _labels(platform, service, svc)),
+        "metadata": _metadata(platform, platform.child_name(service), _labels(platform, service)),
         "spec": {
             "type": svc.serviceType,
             "selector": selector_labels(platform, service),
@@ -183,7 +183,7 @@ def autoscaler(platform: Platform, service: str) -> dict[str, Any] | None:
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
-        "metadata": _metadata(platform, platform.child_name(service), _labels(platform, service, svc)),
+        "metadata": _metadata(platform, platform.child_name(service), _labels(platform, service)),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": platform.child_name(service)},
             "minReplicas": scaling.minReplicas,

@@ -476,32 +476,37 @@ class TopicManager:
                     self._drop_admin()
                     raise KafkaUnavailable(self.bootstrap_servers, f"creating {name}: {err.__name__}")
                 detail = topic.get("error_message") or getattr(err, "description", "")
+                blamed = self._blame(spec, err, detail)
                 statuses[name] = TopicStatus(
                     name,
                     ERROR,
-                    message=f"{self._blame(spec, err)}: cannot create topic {name}: {err.__name__}: {detail}",
-                    field=self._blame(spec, err),
+                    message=f"{blamed}: cannot create topic {name}: {err.__name__}: {detail}",
+                    field=blamed,
                 )
         for spec in specs:  # a topic the broker did not answer for
             statuses.setdefault(spec.name, TopicStatus(spec.name, CREATING, message="no answer for this topic yet"))
         if created:
-            try:
-                self._call("wait_for_topics", created, timeout_ms=self.ready_timeout_ms)
-            except KafkaUnavailable:
-                raise
-            except kerrors.KafkaTimeoutError as exc:  # created, leaders not elected yet
+            # Ready means usable: visible in the broker's metadata with a leader for every partition.
+            def all_ready() -> bool:
+                infos = self._existing(created)
+                return len(infos) == len(created) and not any(i["not_ready"] for i in infos.values())
+
+            if not self._await(all_ready):
                 for name in created:
-                    statuses[name].state, statuses[name].message = CREATING, str(exc)
+                    statuses[name].state = CREATING
+                    statuses[name].message = "created; partition leaders not elected yet"
         return statuses
 
     @staticmethod
-    def _blame(spec: TopicSpec, err: type) -> str:
+    def _blame(spec: TopicSpec, err: type, detail: str = "") -> str:
+        """The spec field a broker refusal is about."""
         if err is kerrors.InvalidPartitionsError:
             return spec.partitions_field
         if err in (kerrors.InvalidReplicationFactorError, kerrors.InvalidReplicationAssignmentError):
             return spec.replication_field
         if err is kerrors.InvalidConfigurationError and spec.config:
-            return spec._field("config")
+            named = [k for k in spec.config if k in (detail or "")]
+            return spec.config_field(max(named, key=len)) if named else spec._field("config")
         return spec.field_path
 
     def _check_irreversible(self, spec: TopicSpec, status: TopicStatus) -> bool:
@@ -549,6 +554,14 @@ class TopicManager:
         status.changes.append(f"partitions {before}->{spec.partitions}")
         log.info("topic %s: partitions %s -> %s", spec.name, before, spec.partitions)
 
+        def grown() -> bool:
+            info = self._existing([spec.name]).get(spec.name)
+            return bool(info) and info["partitions"] == spec.partitions and not info["not_ready"]
+
+        if not self._await(grown):
+            status.state = CREATING
+            status.message = f"partitions {before}->{spec.partitions} accepted, new partitions not ready yet"
+
     def _configure(self, specs: list[TopicSpec], statuses: dict[str, TopicStatus]) -> None:
         wanted = [s for s in specs if s.config]
         if not wanted:
@@ -583,3 +596,23 @@ class TopicManager:
                 continue
             status.changes.append("config " + ", ".join(f"{k}={v}" for k, v in sorted(diff.items())))
             log.info("topic %s: config %s", spec.name, diff)
+            if not self._await(lambda: self._config_visible(spec.name, diff)):
+                status.message = "config change accepted by the controller, not yet visible on the broker"
+
+    def _config_visible(self, name: str, diff: dict[str, str]) -> bool:
+        described = self._call("describe_configs", [ConfigResource(ConfigResourceType.TOPIC, name, list(diff))],
+                               config_filter="all")
+        current = described.get("topic", {}).get(name, {})
+        return all((current.get(k) or {}).get("value") == v for k, v in diff.items())
+
+    def _await(self, predicate: Callable[[], bool]) -> bool:
+        """Poll until predicate() (bounded by ready_timeout_ms). KRaft applies a change on the
+        controller first; the broker's metadata cache, which answers describe calls, follows a
+        few milliseconds later. Waiting here keeps "Ready" truthful and the next reconcile a no-op."""
+        deadline = time.monotonic() + self.ready_timeout_ms / 1000
+        while True:
+            if predicate():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)

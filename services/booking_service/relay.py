@@ -39,11 +39,13 @@ RELAY_LOCK_ID = 0x72656C79  # "rely"
 SELECT_BATCH = sa.text("""
     SELECT id, topic, message_key, payload
       FROM booking_outbox
-     WHERE published_at IS NULL
+     WHERE published_at IS NULL AND topic <> ALL(CAST(:skip_topics AS varchar[]))
      ORDER BY id
      LIMIT :limit
        FOR UPDATE SKIP LOCKED
 """)
+HAS_PENDING = sa.text("SELECT EXISTS (SELECT 1 FROM booking_outbox WHERE published_at IS NULL "
+                      "AND topic <> ALL(CAST(:skip_topics AS varchar[])))")
 MARK_PUBLISHED = sa.text(
     "UPDATE booking_outbox SET published_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = ANY(:ids)")
 MARK_FAILED = sa.text(
@@ -100,6 +102,8 @@ class OutboxRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = 0.0
+        self._missing_topics: dict[str, float] = {}
+        self.missing_topic_backoff = 15.0
         self.last_error: str | None = None
 
     # -- producer -----------------------------------------------------------------------------
@@ -111,6 +115,7 @@ class OutboxRelay:
         return self._producer
 
     def _drop_producer(self) -> None:
+        self._missing_topics.clear()
         producer, self._producer = self._producer, None
         self.metrics.kafka_up.set(0)
         if producer is not None:
@@ -122,28 +127,45 @@ class OutboxRelay:
     # -- one pass -----------------------------------------------------------------------------
     def run_once(self) -> int:
         """Publish one batch; returns how many rows were marked published (0 when idle or not leader)."""
+        now = time.monotonic()
+        skip_topics = [t for t, until in self._missing_topics.items() if until > now]
         with self.engine.connect() as conn:
+            if self._producer is None:
+                # Connect to Kafka outside the batch transaction (it can take a while when Kafka is
+                # away), and only when there is something to publish.
+                if not conn.execute(HAS_PENDING, {"skip_topics": skip_topics}).scalar():
+                    conn.rollback()
+                    return 0
+                conn.rollback()
+                self._get_producer()  # raises while Kafka is unreachable: rows stay in the outbox
             with conn.begin():
                 if not conn.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": RELAY_LOCK_ID}).scalar():
                     return 0  # another relay is publishing right now
-                rows = conn.execute(SELECT_BATCH, {"limit": self.batch_size}).fetchall()
+                rows = conn.execute(SELECT_BATCH, {"limit": self.batch_size, "skip_topics": skip_topics}).fetchall()
                 if not rows:
                     return 0
-                producer = self._get_producer()  # raises while Kafka is unreachable: rows stay
+                producer = self._get_producer()
                 sent: list[tuple[Any, Any]] = []
+                skipped = 0
                 failed: dict[int, str] = {}
                 held: set[tuple[str, str]] = set()
+                now = time.monotonic()
                 for row in rows:
                     key = (row.topic, row.message_key)
-                    if key in held:
-                        failed[row.id] = "held back behind an earlier failure for the same key"
+                    if key in held or self._missing_topics.get(row.topic, 0) > now:
+                        skipped += 1  # held back: an earlier row of the same key or topic failed
                         continue
                     payload = row.payload if isinstance(row.payload, str) else json.dumps(row.payload, separators=(",", ":"))
                     try:
                         future = producer.send(row.topic, key=row.message_key.encode(), value=payload.encode())
-                    except Exception as exc:  # noqa: BLE001 - metadata timeout, buffer full, ...
+                    except Exception as exc:  # noqa: BLE001 - metadata timeout (no such topic, no broker), buffer full
                         failed[row.id] = f"{type(exc).__name__}: {exc}"[:500]
                         held.add(key)
+                        if type(exc).__name__ == "KafkaTimeoutError":
+                            # No metadata for the topic within max_block_ms: it does not exist (topics
+                            # are created by the operator, never auto-created) or Kafka is away. Do not
+                            # block on it again for a while; its rows wait, other topics go on.
+                            self._missing_topics[row.topic] = time.monotonic() + self.missing_topic_backoff
                         continue
                     sent.append((row, future))
                 # Wait for every future: each resolves (ack or error) within delivery_timeout_ms.

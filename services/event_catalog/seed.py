@@ -29,7 +29,7 @@ SEED_EVENTS = [
      "Tchaikovsky's classic in the Royal Ballet's celebrated production."),
     ("Basin Street Blues Revue", "jazz", "Preservation Hall", "New Orleans", 9, "20:00", 40.00, 100, 100,
      "Traditional New Orleans jazz, the way it has been played in this room since 1961."),
-    ("Tech Summit 2026: Cloud Native Day", "conference", "Moscone Center", "San Francisco", 55, "09:00", 499.00, 6000, 2750,
+    ("Tech Summit: Cloud Native Day", "conference", "Moscone Center", "San Francisco", 55, "09:00", 499.00, 6000, 2750,
      "Talks and workshops on Kubernetes operators, streaming data and platform engineering."),
     ("Desert Echoes Unplugged", "concert", "Red Rocks Amphitheatre", "Morrison", 33, "19:30", 85.00, 9525, 6100,
      "An acoustic evening under the rocks with the Desert Echoes and special guests."),

@@ -22,7 +22,10 @@ logconfig_dict = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "ticketing_common.jsonlog.JsonFormatter",
                             "service": os.environ.get("SERVICE_NAME", "gunicorn")}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+                 "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+                 "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": []},
     "loggers": {"gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
                 "gunicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False}},
 }

@@ -69,7 +69,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Chatty libraries: keep their warnings, drop their debug/info noise.
-    for noisy in ("kafka", "botocore", "boto3", "urllib3", "werkzeug", "alembic.runtime.migration"):
+    for noisy in ("kafka", "botocore", "boto3", "urllib3", "werkzeug", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

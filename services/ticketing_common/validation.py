@@ -33,6 +33,8 @@ def json_body() -> dict[str, Any]:
         raise ApiError(400, "request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"request body must be a JSON object, got {_type_name(body)}")
     return body
@@ -94,7 +96,7 @@ def field_int(body: dict[str, Any], name: str, *, minimum: int | None = None, ma
             raise _missing(name)
         return None
     value = body[name]
-    if allow_numeric_string and isinstance(value, str) and re.fullmatch(r"\s*-?\d{1,18}\s*", value):
+    if allow_numeric_string and isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():

@@ -3,7 +3,9 @@
 import sys
 from pathlib import Path
 
-pytest_plugins = ["tests.fixtures.dataplane"]
+# The data-plane fixtures are imported rather than named in `pytest_plugins`, which pytest accepts
+# only in the top-level conftest (a whole-suite run fails to collect otherwise).
+from tests.fixtures.dataplane import kafka  # noqa: E402,F401
 
 # `operator/` is a folder holding the package; the editable install maps it too, this is a fallback
 # for a venv installed before the package existed.
