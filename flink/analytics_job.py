@@ -381,10 +381,26 @@ def write_status(path: str, state: str, job_id: str, restored_from: str | None,
     os.replace(tmp, path)
 
 
+def _single_instance(status_file: str):
+    """With a status file (a supervised run), hold an exclusive lock beside it for the life of the
+    process: a second copy of the same job (same checkpoints, same transactional ids) refuses to run."""
+    if not status_file:
+        return None
+    import fcntl
+    lock = open(f"{status_file}.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log.error("another process runs this job (lock %s.lock is held); exiting", status_file)
+        sys.exit(3)
+    return lock
+
+
 def run(cfg: JobConfig) -> int:
     from pyflink.common import Configuration
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
+    _lock = _single_instance(cfg.status_file)  # noqa: F841 - held until the process exits
     write_status(cfg.status_file, "INITIALIZING", "", None)
     restore_path = resolve_restore(cfg)
     conf = Configuration()

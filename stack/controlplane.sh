@@ -262,8 +262,8 @@ start_apiserver() {
     --audit-policy-file="$CP_DIR/audit-policy.yaml" \
     --audit-log-path="$AUDIT_LOG" \
     --audit-log-format=json \
-    --audit-log-maxsize=200 \
-    --audit-log-maxbackup=2 \
+    --audit-log-maxsize=100 \
+    --audit-log-maxbackup=1 \
     --max-requests-inflight=800 \
     --max-mutating-requests-inflight=400 \
     --v=1

@@ -43,11 +43,6 @@ class Kube:
             except kubernetes.config.ConfigException:
                 kubernetes.config.load_kube_config()
             api_client = kubernetes.client.ApiClient()
-        keys = api_client.configuration.api_key
-        # kubernetes 36's config loaders store the token as "authorization", while its
-        # auth_settings() only reads "BearerToken": without this the requests go out anonymous.
-        if "authorization" in keys and "BearerToken" not in keys:
-            keys["BearerToken"] = keys["authorization"]
         self.api = api_client
 
     def _call(self, method: str, path: str, body: Any = None, query: list | None = None,

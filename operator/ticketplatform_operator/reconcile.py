@@ -72,7 +72,8 @@ def reconcile(kube: Kube, body: dict[str, Any],
         report = None
     if report and report.changed:
         log.info("children applied", extra={"platform": f"{platform.namespace}/{platform.name}",
-                                            "created": report.created, "updated": report.updated, "deleted": report.deleted})
+                                            "children_created": report.created, "children_updated": report.updated,
+                                            "children_deleted": report.deleted})
 
     obs = observe(kube, platform)
     if report is not None:

@@ -132,7 +132,9 @@ def test_state_polling_into_status(engine, dataproc_server):
     assert JobStatus.from_status(again.to_status()) == again
 
 
-def test_failed_job_is_reported_then_resubmitted_after_backoff(engine, dataproc_server):
+def test_failed_job_is_reported_then_resubmitted_after_backoff(dataproc_server):
+    # Back-off 2 s (status times have second precision, so shorter would blur "within the back-off").
+    engine = DataprocEngine(client=dataproc_server.client(), timeout=5, backoff_base=2, backoff_max=10)
     req = make_request()
     status = engine.ensure(req, None)
     status = engine.ensure(req, engine.ensure(req, status))
@@ -148,7 +150,7 @@ def test_failed_job_is_reported_then_resubmitted_after_backoff(engine, dataproc_
     # Within the back-off nothing is submitted; after it, attempt 1 goes in with its own request id.
     assert engine.ensure(req, failed).state == FAILED
     assert len(dataproc_server.calls("SubmitJob")) == 1
-    time.sleep(1.1)
+    time.sleep(3.1)
     again = engine.ensure(req, failed)
     assert again.job_id == job_id_for(req, 1) and again.state == PENDING
     submits = dataproc_server.calls("SubmitJob")

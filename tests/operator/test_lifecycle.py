@@ -16,6 +16,7 @@ def _children(cp, ns, kind):
 
 def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     cp = controlplane
+    errors_before = operator.metric("ticketplatform_reconcile_errors_total")
     cp.kubectl("-n", namespace, "apply", "-f", "examples/minimal.yaml")
     deployments = wait_until(lambda: (d := _children(cp, namespace, "deployments")) and len(d) == 4 and d,
                              timeout=30, message="four deployments")
@@ -65,6 +66,7 @@ def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     assert table[1].split()[:5] == ["tickets", "Ready", "4/4", "NotManaged", f"http://tickets-frontend.{namespace}.svc:80"]
     described = cp.kubectl("-n", namespace, "describe", "tp", "tickets").stdout
     assert "PhaseChanged" in described and "-> Ready" in described
+    assert operator.metric("ticketplatform_reconcile_errors_total") == errors_before, "a reconcile raised; see test-artifacts/operator.log"
 
 
 def _applied_fields(obj):

@@ -84,9 +84,21 @@ def test_database_url(postgres):  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def service_env(dataplane_env, test_database_url):  # noqa: F811
+def users_table(moto):  # noqa: F811
+    """A users table of its own for the session (same schema: user-service creates it at start-up),
+    deleted at the end, so moto's state does not grow with every test run."""
+    name = unique("test-ticket-booking-users")
+    yield name
+    try:
+        moto.client("dynamodb").delete_table(TableName=name)
+    except Exception:  # noqa: BLE001 - never created (tests deselected)
+        pass
+
+
+@pytest.fixture(scope="session")
+def service_env(dataplane_env, test_database_url, users_table):  # noqa: F811
     """The data plane's settings in os.environ for the session (the services read config from it)."""
-    settings = {**dataplane_env, "DATABASE_URL": test_database_url}
+    settings = {**dataplane_env, "DATABASE_URL": test_database_url, "USERS_TABLE": users_table}
     saved = {k: os.environ.get(k) for k in settings}
     os.environ.update(settings)
     yield settings
@@ -95,6 +107,17 @@ def service_env(dataplane_env, test_database_url):  # noqa: F811
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+def delete_bucket(moto, bucket: str) -> None:  # noqa: F811
+    s3 = moto.client("s3")
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=bucket, Key=obj["Key"])
+        s3.delete_bucket(Bucket=bucket)
+    except Exception:  # noqa: BLE001 - never created
+        pass
 
 
 @pytest.fixture(scope="session")
@@ -198,6 +221,7 @@ def services(service_env, migrated, kafka, moto, bookings_topic, analytics_topic
         feed.stop()
     for live in (front, booking, catalog, user):
         live.stop()
+    delete_bucket(moto, bucket)
 
 
 # -- helpers -----------------------------------------------------------------------------------

@@ -143,9 +143,9 @@ def test_analytics_shows_the_latest_window_per_event(services, kafka):
     ]
 
 
-def test_analytics_without_kafka_is_an_empty_list(service_env):
+def test_analytics_without_kafka_is_an_empty_list(service_env, services):
     live = serve("frontend-no-kafka", frontend.create_app({"kafka_bootstrap_servers": None,
-                                                          "tickets_bucket": unique("test-uploads")}))
+                                                          "tickets_bucket": services.tickets_bucket}))
     try:
         response = requests.get(live.url + "/api/analytics", timeout=10)
         assert response.status_code == 200 and response.json() == []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.services.conftest import consume, unique
+from tests.services.conftest import consume, delete_bucket, unique
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,8 +28,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def procfile_stack(service_env, migrated, kafka, bookings_topic, tmp_path_factory):
+def procfile_stack(service_env, migrated, kafka, moto, bookings_topic, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
+    bucket = unique("test-procfile")
     ports = {name: free_port() for name in ("FRONTEND_PORT", "USER_SERVICE_PORT", "EVENT_CATALOG_PORT",
                                             "BOOKING_SERVICE_PORT", "RELAY_METRICS_PORT")}
     env = {
@@ -42,7 +43,7 @@ def procfile_stack(service_env, migrated, kafka, bookings_topic, tmp_path_factor
         "EVENT_CATALOG_URL": f"http://127.0.0.1:{ports['EVENT_CATALOG_PORT']}",
         "BOOKING_SERVICE_URL": f"http://127.0.0.1:{ports['BOOKING_SERVICE_PORT']}",
         "BOOKINGS_TOPIC": bookings_topic,
-        "TICKETS_BUCKET": unique("test-procfile"),
+        "TICKETS_BUCKET": bucket,
         "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4",
         "OUTBOX_RELAY": "off",
     }
@@ -72,6 +73,7 @@ def procfile_stack(service_env, migrated, kafka, bookings_topic, tmp_path_factor
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
         log.close()
+        delete_bucket(moto, bucket)
 
 
 def test_procfile_stack_books_end_to_end(procfile_stack, make_event, kafka, bookings_topic):

@@ -51,13 +51,18 @@ def test_concurrent_registrations_with_one_email_create_one_user(services):
     assert codes.count(201) == 1 and codes.count(409) == 9, codes
 
 
-def test_user_item_layout_in_dynamodb(services, moto):
+def test_user_item_layout_in_dynamodb(services, moto, users_table):
+    from user_service.config import Config
+
+    assert Config.from_env({}).table_name == "ticket-booking-users"  # the default; tests use their own
     user = requests.post(services.user.url + "/users", json={"name": "Grace", "email": _email()}, timeout=10).json()
     ddb = moto.client("dynamodb")
-    table = ddb.describe_table(TableName="ticket-booking-users")["Table"]
+    table = ddb.describe_table(TableName=users_table)["Table"]
     assert table["KeySchema"] == [{"AttributeName": "userId", "KeyType": "HASH"}]
-    item = ddb.get_item(TableName="ticket-booking-users", Key={"userId": {"S": user["user_id"]}})["Item"]
+    item = ddb.get_item(TableName=users_table, Key={"userId": {"S": user["user_id"]}})["Item"]
     assert item["name"]["S"] == "Grace" and item["itemType"]["S"] == "user"
+    claim = ddb.get_item(TableName=users_table, Key={"userId": {"S": "email#" + user["email"].lower()}})["Item"]
+    assert claim["ownerUserId"]["S"] == user["user_id"] and claim["itemType"]["S"] == "email-claim"
 
 
 def test_unknown_user_is_404(services):

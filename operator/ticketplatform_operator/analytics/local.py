@@ -5,7 +5,7 @@ argument, default ``$TP_RUN_DIR/analytics``) holding:
 
     state.json        what the engine knows: pid, spec hash, state, restarts, next restart time
     status.json       written by the job itself: the Flink job status (RUNNING, RESTARTING, ...)
-    job.log           the job's output
+    job.log           the job's output (flink-*.log beside it: Flink's own log)
     checkpoints/<spec hash>/   retained Flink checkpoints of that spec's job
 
 The job runs in its own session (process group) with the PyFlink venv's python (``.venv-flink``,
@@ -387,9 +387,13 @@ class LocalEngine:
         log_file = jd / "job.log"
         if log_file.exists() and log_file.stat().st_size > 20 * 1024 * 1024:
             os.replace(log_file, jd / "job.log.1")
+        for flink_log in jd.glob("flink-*.log"):   # Flink truncates its log on start: keep the last run's
+            os.replace(flink_log, flink_log.with_name(flink_log.name + ".1"))
         cmd = [self.python, str(job_file), *request.job_args(str(ckpt)),
                "--jars", self.connector_jar, "--status-file", str(status_file), "--restore", "auto"]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JVM_ARGS": self.jvm_args, **self.extra_env}
+        # FLINK_LOG_DIR: Flink's own log (flink-*-python-*.log) goes to the job folder, not into the venv.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "JVM_ARGS": self.jvm_args, "FLINK_LOG_DIR": str(jd),
+               **self.extra_env}
         for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
             env.pop(var, None)
         with open(log_file, "ab") as out:

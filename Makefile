@@ -1,0 +1,23 @@
+# The two commands of the README, and a few helpers. Everything runs on loopback.
+.PHONY: up test down status crd bench clean
+
+up:      ## build/install what is missing, start the local stack, apply examples/local.yaml
+	bash stack/up.sh
+
+test:    ## run the whole test suite against real servers
+	bash stack/test.sh
+
+down:    ## stop the local stack (data kept under .run/)
+	bash stack/down.sh
+
+status:
+	@bash stack/controlplane.sh status; bash stack/dataplane.sh status; bash stack/operator.sh status; bash stack/services.sh status
+
+crd:     ## regenerate the CRD from the model
+	.venv/bin/ticketctl crd > crds/ticketplatform.yaml
+
+bench:   ## operator benchmark (N TicketPlatforms)
+	.venv/bin/python scripts/bench_operator.py
+
+clean: down
+	rm -rf .run

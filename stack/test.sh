@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: installs and builds what is missing (cached), then runs the whole suite
+# against real servers (the fixtures start the control plane, Kafka, PostgreSQL, moto, Flink).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$REPO_DIR"
+bash stack/system-packages.sh
+bash stack/python.sh
+bash stack/build-controlplane.sh
+[[ -x stack/flink.sh ]] && bash stack/flink.sh setup
+exec "$VENV_DIR/bin/python" -m pytest "$@"
