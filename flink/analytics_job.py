@@ -129,8 +129,8 @@ def parse_args(argv: list[str] | None = None,
                    default=_duration_ms(e("CHECKPOINT_INTERVAL", "5s")),
                    help="results become visible to read_committed readers at this pace (default 5s)")
     p.add_argument("--restore", default=e("RESTORE", d.restore),
-                   help="'auto': resume from the newest retained checkpoint under --checkpoint-dir "
-                        "(local paths only); 'none'; or a checkpoint/savepoint path")
+                   help="'auto': resume from the newest complete checkpoint under --checkpoint-dir "
+                        "(local, or remote through Flink's file systems); 'none'; or a checkpoint/savepoint path")
     p.add_argument("--transactional-id-prefix", default=e("TRANSACTIONAL_ID_PREFIX", d.transactional_id_prefix))
     p.add_argument("--transaction-timeout", dest="transaction_timeout_ms", type=_duration_ms,
                    default=_duration_ms(e("TRANSACTION_TIMEOUT", "10min")))

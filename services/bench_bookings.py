@@ -44,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     gw = args.url.rstrip("/")
 
-    health = requests.get(gw + "/api/health", timeout=10).json()
+    try:
+        health = requests.get(gw + "/api/health", timeout=10).json()
+    except requests.RequestException as exc:
+        print(f"gateway {gw} unreachable ({type(exc).__name__}): start the stack with stack/services.sh start",
+              file=sys.stderr)
+        return 1
     if health.get("down"):
         print(f"gateway reports down services: {health['down']}", file=sys.stderr)
         return 1

@@ -67,8 +67,11 @@ start() {
     return 0
   fi
   [[ -x "$VENV_DIR/bin/honcho" ]] || { say "services: $VENV_DIR/bin/honcho missing: create the venv from requirements.txt first"; return 1; }
-  # The data plane (idempotent: reuses what runs) and its settings.
-  bash "$STACK_DIR/dataplane.sh" start >/dev/null
+  # The data plane and its settings: started when one of its servers is not running (a running one
+  # is reused as it is).
+  if ! bash "$STACK_DIR/dataplane.sh" status >/dev/null 2>&1; then
+    bash "$STACK_DIR/dataplane.sh" start >/dev/null
+  fi
   eval "$(bash "$STACK_DIR/dataplane.sh" env)"
 
   export PATH="$VENV_DIR/bin:$PATH"

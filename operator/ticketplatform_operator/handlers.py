@@ -1,14 +1,20 @@
-"""Thin Kopf handlers. Each TicketPlatform gets one reconcile loop (a Kopf daemon), so one writer
-acts per object. The loop re-checks every resync interval (level-based repair of drift) and at
-once when the object or one of its children changes (a watch on the children kicks its owner)."""
+"""Thin Kopf handlers. Each TicketPlatform gets one reconcile loop (an async Kopf daemon), so one
+writer acts per object. The loop re-checks every resync interval (level-based repair of drift) and
+at once when the object or one of its children changes (a watch on the children kicks its owner).
+
+The reconcile itself blocks (Kubernetes, Kafka, Flink clients), so it runs in a bounded thread pool
+of its own; the daemons only wait on the event loop, so any number of objects can be watched
+without starving Kopf's own executor."""
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import copy
 import logging
 import os
-import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -18,10 +24,12 @@ from . import metrics, model
 from .kube import Kube
 from .reconcile import reconcile
 from .render import MANAGED_BY
+from .subsystems import Subsystems
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = float(os.environ.get("TP_RESYNC_SECONDS", "30"))
+RECONCILE_WORKERS = int(os.environ.get("TP_RECONCILE_WORKERS", "8"))
 KICK_DEBOUNCE_SECONDS = 0.2
 FINALIZER = "ticketing.io/finalizer"
 CHILD_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
@@ -29,15 +37,17 @@ CHILD_LABELS = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 @dataclass
 class LoopState:
-    kick: threading.Event
     last_tick: float
+    kick: asyncio.Event = field(default_factory=asyncio.Event)
     written_rv: str | None = None  # resourceVersion our last status write was based on
     written_status: dict[str, Any] | None = None
 
 
+# Touched only from the event loop's thread.
 _loops: dict[tuple[str, str], LoopState] = {}
-_loops_lock = threading.Lock()
+_pool = ThreadPoolExecutor(max_workers=RECONCILE_WORKERS, thread_name_prefix="reconcile")
 _kube: Kube | None = None
+_subsystems = Subsystems()
 
 
 def _kube_client() -> Kube:
@@ -47,17 +57,10 @@ def _kube_client() -> Kube:
     return _kube
 
 
-def _loop(namespace: str, name: str) -> LoopState:
-    with _loops_lock:
-        return _loops.setdefault((namespace, name), LoopState(threading.Event(), time.monotonic()))
-
-
 def _kick(namespace: str | None, name: str | None) -> None:
-    if namespace and name:
-        with _loops_lock:
-            state = _loops.get((namespace, name))
-        if state:
-            state.kick.set()
+    state = _loops.get((namespace or "", name or ""))
+    if state:
+        state.kick.set()
 
 
 @kopf.on.startup()
@@ -75,45 +78,67 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prometheus_client.start_http_server(port, addr=os.environ.get("OPERATOR_METRICS_ADDR", "0.0.0.0"))
 
 
-@kopf.daemon(model.GROUP, model.VERSION, model.PLURAL, cancellation_timeout=10)
-def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str,
-                   logger: logging.Logger, **_: Any) -> None:
-    state = _loop(namespace, name)
+@kopf.daemon(model.GROUP, model.VERSION, model.PLURAL, cancellation_timeout=30)
+async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace: str, name: str,
+                         logger: logging.Logger, **_: Any) -> None:
+    state = _loops.setdefault((namespace, name), LoopState(last_tick=time.monotonic()))
     kube = _kube_client()
+    loop = asyncio.get_running_loop()
 
     def emit(kind: str, reason: str, message: str) -> None:
         kopf.event(body, type=kind, reason=reason, message=message)
 
-    while not stopped:
-        state.kick.clear()
-        snapshot = copy.deepcopy(dict(body))
-        # Until the watch delivers our own status write, trust what we wrote over the stale view.
-        if state.written_rv and snapshot["metadata"].get("resourceVersion") == state.written_rv:
-            snapshot["status"] = state.written_status
-        try:
-            outcome = reconcile(kube, snapshot, emit=emit)
-            if outcome.written:
-                state.written_rv = snapshot["metadata"].get("resourceVersion")
-                state.written_status = outcome.status
-        except Exception as exc:  # noqa: BLE001 - the loop must survive anything and retry
-            metrics.RECONCILE_ERRORS.labels(reason=type(exc).__name__).inc()
-            logger.exception("reconcile failed; retrying at next kick or resync")
-        state.last_tick = time.monotonic()
-        deadline = time.monotonic() + RESYNC_SECONDS
-        while not stopped and time.monotonic() < deadline:
-            if state.kick.wait(0.5):
-                time.sleep(KICK_DEBOUNCE_SECONDS)
+    try:
+        while not stopped:
+            state.kick.clear()
+            snapshot = copy.deepcopy(dict(body))
+            # Until the watch delivers our own status write, trust what we wrote over the stale view.
+            if state.written_rv and snapshot["metadata"].get("resourceVersion") == state.written_rv:
+                snapshot["status"] = state.written_status
+            try:
+                # The context carries Kopf's event queue, so emit() works from the worker thread.
+                ctx = contextvars.copy_context()
+                outcome = await loop.run_in_executor(_pool, ctx.run, reconcile, kube, snapshot, _subsystems, emit)
+                if outcome.written:
+                    state.written_rv = snapshot["metadata"].get("resourceVersion")
+                    state.written_status = outcome.status
+            except Exception:  # noqa: BLE001 - the loop must survive anything and retry
+                metrics.RECONCILE_ERRORS.labels(reason="Exception").inc()
+                logger.exception("reconcile failed; retrying at next kick or resync")
+            state.last_tick = time.monotonic()
+            deadline = time.monotonic() + RESYNC_SECONDS
+            while not stopped and time.monotonic() < deadline:
+                try:
+                    await asyncio.wait_for(state.kick.wait(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    continue
+                await asyncio.sleep(KICK_DEBOUNCE_SECONDS)
                 break
-    with _loops_lock:
+    finally:
         _loops.pop((namespace, name), None)
 
 
+@kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, retries=6, backoff=5)
+def cleanup_outside_world(spec: kopf.Spec, status: kopf.Status, namespace: str, name: str,
+                          logger: logging.Logger, **_: Any) -> None:
+    """Through the finalizer: cancel the analytics job; delete topics when deletionPolicy is Delete.
+    Children inside the cluster go by garbage collection (owner references)."""
+    try:
+        parsed = model.parse_spec(dict(spec))
+    except Exception:  # noqa: BLE001 - an invalid spec never created anything outside
+        logger.warning("spec invalid at deletion; nothing outside the cluster to clean up")
+        return
+    _subsystems.cancel_analytics(namespace, name, parsed, dict(status).get("analytics"))
+    deleted = _subsystems.delete_topics(parsed)
+    logger.info(f"deleted Kafka topics {deleted}" if deleted else "Kafka topics retained (deletionPolicy Retain)")
+
+
 @kopf.on.event(model.GROUP, model.VERSION, model.PLURAL)
-def platform_changed(namespace: str, name: str, **_: Any) -> None:
+async def platform_changed(namespace: str, name: str, **_: Any) -> None:
     _kick(namespace, name)
 
 
-def _owner_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+async def _owner_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
     _kick(namespace, labels.get("app.kubernetes.io/instance"))
 
 
@@ -123,11 +148,10 @@ for _group, _version, _plural in (("apps", "v1", "deployments"), ("", "v1", "ser
 
 
 @kopf.on.probe(id="reconcile_loops")
-def loops_alive(**_: Any) -> int:
+async def loops_alive(**_: Any) -> int:
     """Liveness: fails when a reconcile loop has gone quiet for several resync intervals."""
     limit = 3 * RESYNC_SECONDS + 60
-    with _loops_lock:
-        stale = [f"{ns}/{n}" for (ns, n), s in _loops.items() if time.monotonic() - s.last_tick > limit]
+    stale = [f"{ns}/{n}" for (ns, n), s in _loops.items() if time.monotonic() - s.last_tick > limit]
     if stale:
         raise kopf.PermanentError(f"reconcile loops quiet for over {limit:.0f}s: {', '.join(stale)}")
     return len(_loops)

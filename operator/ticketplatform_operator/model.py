@@ -193,7 +193,7 @@ class KafkaTopics(ApiModel):
 
 
 class KafkaSpec(ApiModel):
-    bootstrapServers: str = Field(default="kafka:9092", min_length=1, description="Comma-separated Kafka bootstrap servers (host:port), e.g. the MSK brokers.")
+    bootstrapServers: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+:[0-9]+(,[A-Za-z0-9._-]+:[0-9]+)*$", description="Comma-separated Kafka bootstrap servers (host:port), e.g. the MSK brokers. Unset: no Kafka, so topics and the analytics job are reported NotConfigured.")
     topics: KafkaTopics = Field(default_factory=KafkaTopics, description="The topics the operator creates and grows.")
     deletionPolicy: Literal["Retain", "Delete"] = Field(default="Retain", description="What happens to the topics when the TicketPlatform is deleted.")
 

@@ -14,9 +14,10 @@ from kubernetes.client.rest import ApiException
 from . import metrics, render
 from .apply import apply_children
 from .kube import Kube
-from .model import AnalyticsStatus, TopicState, describe_validation_error
+from .model import describe_validation_error
 from .observe import observe
 from .status import CondResult, build_status, same_status
+from .subsystems import Subsystems
 
 log = logging.getLogger(__name__)
 SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
@@ -31,19 +32,7 @@ class Outcome:
     message: str
 
 
-def _topics_seam(platform: render.Platform) -> tuple[CondResult, list[TopicState]]:
-    # Kafka topics are managed in a later issue; status says so rather than pretending.
-    topics = [TopicState(name=t.name, state="NotManaged", message="topic management not yet enabled")
-              for t in (platform.spec.kafka.topics.bookings, platform.spec.kafka.topics.results)]
-    return CondResult("TopicsReady", "Unknown", "NotYetManaged", "Kafka topics are not managed by this operator version."), topics
-
-
-def _analytics_seam(platform: render.Platform) -> tuple[CondResult, AnalyticsStatus]:
-    return (CondResult("AnalyticsReady", "Unknown", "NotYetManaged", "The analytics job is not managed by this operator version."),
-            AnalyticsStatus(engine=platform.spec.analytics.engine, state="NotManaged"))
-
-
-def reconcile(kube: Kube, body: dict[str, Any],
+def reconcile(kube: Kube, body: dict[str, Any], subsystems: Subsystems,
               emit: Callable[[str, str, str], None] | None = None) -> Outcome:
     """Bring one TicketPlatform's children in line and record its status. Writes only on change."""
     started = time.monotonic()
@@ -92,8 +81,9 @@ def reconcile(kube: Kube, body: dict[str, Any],
     else:
         results.append(CondResult("MonitoringReady", "False", "ServiceMonitorCRDNotInstalled",
                                   f"CRD {SERVICEMONITOR_CRD} is not installed (Prometheus Operator); ServiceMonitor skipped."))
-    topics_cond, topics = _topics_seam(platform)
-    analytics_cond, analytics = _analytics_seam(platform)
+    topics_cond, topics = subsystems.topics(platform.spec)
+    analytics_cond, analytics = subsystems.analytics(platform.namespace, platform.name, platform.spec,
+                                                     previous.get("analytics"))
     results += [topics_cond, analytics_cond]
     return _record(kube, body, previous, generation, results, emit, started,
                    services={k: v.model_dump() for k, v in obs.services.items()}, ready_services=obs.ready_count,

@@ -83,7 +83,8 @@ def service_env(platform: Platform, service: str) -> dict[str, str]:
     if service == "user-service":
         env["USERS_TABLE"] = "ticket-booking-users"
     if service in ("booking-service", "frontend"):
-        env["KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrapServers
+        if spec.kafka.bootstrapServers:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrapServers
         env["BOOKINGS_TOPIC"] = spec.kafka.topics.bookings.name
         env["ANALYTICS_TOPIC"] = spec.kafka.topics.results.name
     if service == "booking-service":

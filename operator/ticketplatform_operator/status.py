@@ -13,8 +13,8 @@ from .model import SERVICE_NAMES, AnalyticsStatus, Condition, TicketPlatformStat
 SUBSYSTEMS = ("DeploymentsReady", "MonitoringReady", "TopicsReady", "AnalyticsReady")
 # Reasons that describe a subsystem the operator does not (yet) manage or deliberately skipped:
 # they are reported but do not hold the platform back from Ready.
-NEUTRAL_REASONS = {"NotYetManaged", "Disabled", "ServiceMonitorCRDNotInstalled"}
-ERROR_REASONS = {"ApplyFailed", "KafkaUnavailable", "ShrinkRefused", "ReplicationChangeRefused",
+NEUTRAL_REASONS = {"NotYetManaged", "Disabled", "ServiceMonitorCRDNotInstalled", "KafkaNotConfigured"}
+ERROR_REASONS = {"ApplyFailed", "KafkaUnavailable", "ShrinkRefused", "ReplicationChangeRefused", "TopicError",
                  "JobFailed", "EngineUnavailable", "RolloutStalled"}
 
 

@@ -27,7 +27,9 @@ _SERVICES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.
 if _SERVICES_DIR not in sys.path:
     sys.path.insert(0, _SERVICES_DIR)
 
-from tests.fixtures.dataplane import dataplane_env, kafka, moto, postgres  # noqa: F401  (fixtures)
+from tests.fixtures.dataplane import Moto, dataplane_env, kafka, postgres, run_stack  # noqa: F401  (fixtures)
+
+REPO_DIR = os.path.dirname(_SERVICES_DIR)
 
 
 def unique(prefix: str) -> str:
@@ -68,6 +70,36 @@ def serve(name: str, app: Any) -> LiveServer:
 
 
 # -- environment and data plane ----------------------------------------------------------------
+@pytest.fixture(scope="session")
+def moto() -> Moto:  # noqa: F811
+    """tests.fixtures.dataplane's ``moto``, with a cheaper check for a moto that already runs.
+
+    Workaround: ``stack/moto.sh start`` probes readiness with ``/moto-api/data.json``, a dump of all
+    of moto's state with a 2 s timeout; once the shared moto holds a few MB of state (other suites,
+    benchmarks) that dump takes longer and the probe fails though moto answers. A running moto that
+    answers STS GetCallerIdentity is reused; otherwise the stack script starts it as usual.
+    """
+    import subprocess
+
+    from botocore.config import Config as BotoConfig
+
+    if subprocess.run(["bash", os.path.join(REPO_DIR, "stack", "moto.sh"), "status"],
+                      capture_output=True).returncode == 0:
+        settings = run_stack("moto.sh", "env", timeout=30)
+        running = Moto(endpoint_url=settings["AWS_ENDPOINT_URL"], region=settings["AWS_REGION"],
+                       access_key_id=settings["AWS_ACCESS_KEY_ID"],
+                       secret_access_key=settings["AWS_SECRET_ACCESS_KEY"])
+        try:
+            running.client("sts", config=BotoConfig(connect_timeout=2, read_timeout=15,
+                                                    retries={"max_attempts": 2})).get_caller_identity()
+            return running
+        except Exception:  # noqa: BLE001 - fall through to the stack script
+            pass
+    settings = run_stack("moto.sh", "start")
+    return Moto(endpoint_url=settings["AWS_ENDPOINT_URL"], region=settings["AWS_REGION"],
+                access_key_id=settings["AWS_ACCESS_KEY_ID"], secret_access_key=settings["AWS_SECRET_ACCESS_KEY"])
+
+
 @pytest.fixture(scope="session")
 def test_database_url(postgres):  # noqa: F811
     """A database of its own for this test session, next to ``ticketdb``: the services' migrations

@@ -2,7 +2,7 @@
 embedded mode (OUTBOX_RELAY=embedded) publishes too."""
 from __future__ import annotations
 
-import uuid
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -75,7 +75,11 @@ def test_embedded_relay_publishes(service_env, services, make_event, new_user, w
         messages = consume(services.bootstrap_servers, services.bookings_topic, until=lambda m: len(m) >= 1,
                            key_filter=lambda m: m["event_id"] == event_id, timeout=60)
         assert [m["booking_id"] for m in messages] == [r.json()["booking_id"]]
-        assert app.extensions["outbox_relay"].metrics.published._value.get() >= 1  # noqa: SLF001
+        relay = app.extensions["outbox_relay"]
+        deadline = time.monotonic() + 10  # the counter moves right after the commit that follows the ack
+        while relay.metrics.published._value.get() < 1 and time.monotonic() < deadline:  # noqa: SLF001
+            time.sleep(0.05)
+        assert relay.metrics.published._value.get() >= 1  # noqa: SLF001
     finally:
         app.extensions["outbox_relay"].stop()
         live.stop()

@@ -25,6 +25,7 @@ the old job committed at its last checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -157,7 +158,12 @@ class LocalEngine:
     def job_dir(self, request: JobRequest) -> Path:
         if request.work_dir:
             return Path(request.work_dir)
-        return self.run_dir / slug(f"{request.namespace}-{request.name}", 120)
+        plain = self.run_dir / slug(f"{request.namespace}-{request.name}", 120)
+        st = self._load(plain)
+        if st is None or st.get("key", request.key) == request.key:
+            return plain
+        # "<ns>-<name>" is ambiguous (a-b/c and a/b-c): a folder taken by another platform is not shared.
+        return plain.with_name(f"{plain.name}-{hashlib.sha256(request.key.encode()).hexdigest()[:8]}")
 
     def pid(self, request: JobRequest) -> int | None:
         st = self._load(self.job_dir(request))
@@ -179,10 +185,13 @@ class LocalEngine:
             return self._locks.setdefault(request.key, threading.RLock())
 
     def _start_supervisor(self) -> None:
-        if self.supervise_interval is None or (self._thread and self._thread.is_alive()):
+        if self.supervise_interval is None:
             return
-        self._thread = threading.Thread(target=self._supervise, name="analytics-local-supervisor", daemon=True)
-        self._thread.start()
+        with self._locks_guard:
+            if self._thread and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._supervise, name="analytics-local-supervisor", daemon=True)
+            self._thread.start()
 
     def _supervise(self) -> None:
         while not self._stopping.wait(self.supervise_interval):
@@ -373,7 +382,7 @@ class LocalEngine:
         if not job_file.is_absolute():
             job_file = REPO_DIR / job_file
         ckpt = jd / "checkpoints" / request.spec_hash
-        base = {**st, "job_id": local_job_id(request), "spec_hash": request.spec_hash,
+        base = {**st, "key": request.key, "job_id": local_job_id(request), "spec_hash": request.spec_hash,
                 "checkpoint_dir": str(ckpt), "next_start_at": None}
         missing = [p for p in (self.python, self.connector_jar, str(job_file)) if not Path(p).exists()]
         if missing:
