@@ -41,7 +41,10 @@ while time.monotonic() < deadline:
     except OSError:
         sys.exit(2)
     try:
-        with urllib.request.urlopen(url + "/moto-api/data.json", timeout=2) as r:
+        # A cheap call (STS GetCallerIdentity); /moto-api/data.json dumps all state and gets slow.
+        req = urllib.request.Request(url + "/", data=b"Action=GetCallerIdentity&Version=2011-06-15",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with urllib.request.urlopen(req, timeout=2) as r:
             if r.status == 200:
                 sys.exit(0)
     except Exception:

@@ -256,7 +256,7 @@ class ServiceStatus(BaseModel):
 
 class TopicState(BaseModel):
     name: str = Field(description="Kafka topic name.")
-    state: str = Field(description="Ready, Creating, Error, ShrinkRefused, Deleted or NotManaged.")
+    state: str = Field(description="Ready, Creating, Error, ShrinkRefused, ReplicationChangeRefused, Unknown or NotConfigured.")
     partitions: int | None = Field(default=None, description="Partitions the topic has.")
     replicationFactor: int | None = Field(default=None, description="Replication factor of the topic.")
     message: str = Field(default="", description="Details, e.g. why a change was refused.")
@@ -264,10 +264,12 @@ class TopicState(BaseModel):
 
 class AnalyticsStatus(BaseModel):
     engine: str = Field(default="", description="local or dataproc.")
-    state: str = Field(default="", description="Job state: PENDING, RUNNING, FAILED, CANCELLED, NotManaged...")
+    state: str = Field(default="", description="Job state: PENDING, RUNNING, RESTARTING, FAILED, CANCELLED, UNKNOWN; Disabled or NotConfigured when no job runs.")
     jobId: str | None = Field(default=None, description="Id of the running job.")
     lastStateChange: str | None = Field(default=None, description="When the job state last changed.")
     message: str = Field(default="", description="Details of the job state.")
+    specHash: str | None = Field(default=None, description="Hash of the job settings the running job was submitted with.")
+    restarts: int = Field(default=0, description="Consecutive failures of the current job (drives the restart back-off).")
 
 
 class TicketPlatformStatus(BaseModel):

@@ -13,7 +13,7 @@ from .model import SERVICE_NAMES, AnalyticsStatus, Condition, TicketPlatformStat
 SUBSYSTEMS = ("DeploymentsReady", "MonitoringReady", "TopicsReady", "AnalyticsReady")
 # Reasons that describe a subsystem the operator does not (yet) manage or deliberately skipped:
 # they are reported but do not hold the platform back from Ready.
-NEUTRAL_REASONS = {"NotYetManaged", "Disabled", "ServiceMonitorCRDNotInstalled", "KafkaNotConfigured"}
+NEUTRAL_REASONS = {"Disabled", "ServiceMonitorCRDNotInstalled", "KafkaNotConfigured"}
 ERROR_REASONS = {"ApplyFailed", "KafkaUnavailable", "ShrinkRefused", "ReplicationChangeRefused", "TopicError",
                  "JobFailed", "EngineUnavailable", "RolloutStalled"}
 

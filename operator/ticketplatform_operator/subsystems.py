@@ -5,11 +5,14 @@ endpoint and shared by all reconcile loops; every call is idempotent, so a retry
 restart adopts what is already there instead of creating it twice."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable
 
 from . import metrics
+from .analytics import (CANCELLING, DONE, FAILED, PENDING, RESTARTING, RUNNING, TERMINAL_STATES, UNKNOWN, CANCELLED,
+                        JobStatus, make_engine, request_from_spec)
 from .model import AnalyticsStatus, TicketPlatformSpec, TopicState
 from .status import CondResult
 from .topics import REPLICATION_CHANGE_REFUSED, SHRINK_REFUSED, KafkaUnavailable, TopicManager
@@ -31,6 +34,7 @@ class Subsystems:
     def __init__(self, topic_manager_factory: Callable[[str], TopicManager] = TopicManager):
         self._topic_manager_factory = topic_manager_factory
         self._topic_managers: dict[str, TopicManager] = {}
+        self._engines: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     def topic_manager(self, bootstrap_servers: str) -> TopicManager:
@@ -72,10 +76,68 @@ class Subsystems:
         return names
 
     # ---- analytics -----------------------------------------------------------------------------
+    def engine(self, name: str) -> Any:
+        """One engine per kind per operator (the local engine supervises its jobs from a thread)."""
+        with self._lock:
+            if name not in self._engines:
+                kwargs: dict[str, Any] = {}
+                endpoint = os.environ.get("TP_DATAPROC_ENDPOINT")
+                if name == "dataproc" and endpoint:
+                    # A plaintext endpoint speaking the Dataproc API (the tests' local gRPC server).
+                    import grpc
+                    from google.cloud import dataproc_v1
+                    from google.cloud.dataproc_v1.services.job_controller.transports import JobControllerGrpcTransport
+
+                    transport = JobControllerGrpcTransport(channel=grpc.insecure_channel(endpoint))
+                    kwargs["client"] = dataproc_v1.JobControllerClient(transport=transport)
+                self._engines[name] = make_engine(name, **kwargs)
+            return self._engines[name]
+
     def analytics(self, namespace: str, name: str, spec: TicketPlatformSpec,
                   previous: dict[str, Any] | None) -> tuple[CondResult, AnalyticsStatus]:
-        return (CondResult("AnalyticsReady", "Unknown", "NotYetManaged", "The analytics job is not managed by this operator version."),
-                AnalyticsStatus(engine=spec.analytics.engine, state="NotManaged"))
+        settings = spec.analytics
+        previous = previous or {}
+        if not settings.enabled or not spec.kafka.bootstrapServers:
+            self.cancel_analytics(namespace, name, spec, previous)
+            if not settings.enabled:
+                return (CondResult("AnalyticsReady", "True", "Disabled", "spec.analytics.enabled is false."),
+                        AnalyticsStatus(engine=settings.engine, state="Disabled"))
+            return (CondResult("AnalyticsReady", "Unknown", NOT_CONFIGURED, "spec.kafka.bootstrapServers is not set."),
+                    AnalyticsStatus(engine=settings.engine, state="NotConfigured"))
+        if previous.get("engine") and previous["engine"] != settings.engine:
+            # The engine changed: the old engine's job goes before the new one starts.
+            self._cancel_with(previous["engine"], namespace, name, spec, previous)
+            previous = {}
+        started = time.monotonic()
+        try:
+            job = self.engine(settings.engine).ensure(request_from_spec(namespace, name, spec), JobStatus.from_status(previous))
+        finally:
+            metrics.EXTERNAL_SECONDS.labels(target=f"analytics-{settings.engine}").observe(time.monotonic() - started)
+        status = AnalyticsStatus(engine=settings.engine, state=job.state, jobId=job.job_id,
+                                 lastStateChange=job.last_state_change, message=job.message,
+                                 specHash=job.spec_hash, restarts=job.restarts)
+        reason, cond_status = JOB_CONDITIONS.get(job.state, ("JobNotRunning", "False"))
+        return CondResult("AnalyticsReady", cond_status, reason, f"{settings.engine} job {job.job_id or '-'}: {job.state}. {job.message}".strip()), status
 
     def cancel_analytics(self, namespace: str, name: str, spec: TicketPlatformSpec, previous: dict[str, Any] | None) -> None:
-        return None
+        """Cancel the job recorded in status (on deletion, or when analytics is switched off)."""
+        previous = previous or {}
+        if previous.get("jobId") and previous.get("state") not in TERMINAL_STATES:
+            self._cancel_with(previous.get("engine") or spec.analytics.engine, namespace, name, spec, previous)
+
+    def _cancel_with(self, engine: str, namespace: str, name: str, spec: TicketPlatformSpec, previous: dict[str, Any]) -> None:
+        request = request_from_spec(namespace, name, spec)
+        self.engine(engine).cancel(request, JobStatus.from_status(previous))
+
+
+# Job state -> (AnalyticsReady reason, condition status); reasons in status.ERROR_REASONS degrade the platform.
+JOB_CONDITIONS = {
+    RUNNING: ("JobRunning", "True"),
+    PENDING: ("JobStarting", "False"),
+    RESTARTING: ("JobRestarting", "False"),
+    CANCELLING: ("JobCancelling", "False"),
+    FAILED: ("JobFailed", "False"),
+    CANCELLED: ("JobFailed", "False"),
+    DONE: ("JobFailed", "False"),
+    UNKNOWN: ("EngineUnavailable", "False"),
+}

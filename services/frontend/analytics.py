@@ -77,6 +77,8 @@ class AnalyticsFeed:
                 consumer = KafkaConsumer(
                     bootstrap_servers=[s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
                     group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
+                    # Results are written in Kafka transactions: aborted ones would double-count.
+                    isolation_level="read_committed",
                     client_id="frontend-analytics", request_timeout_ms=15000,
                     reconnect_backoff_max_ms=5000)
                 partitions = None

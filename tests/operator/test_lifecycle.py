@@ -56,14 +56,15 @@ def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     assert conditions["Ready"]["status"] == "True"
     assert conditions["DeploymentsReady"]["status"] == "True"
     assert conditions["MonitoringReady"]["reason"] == "ServiceMonitorCRDNotInstalled"
-    assert conditions["TopicsReady"]["reason"] == "NotYetManaged"
+    assert conditions["TopicsReady"]["reason"] == "KafkaNotConfigured"
+    assert conditions["AnalyticsReady"]["reason"] == "KafkaNotConfigured"
     assert status["services"]["booking-service"] == {"ready": 2, "desired": 2}
     pods = cp.kubectl_json("-n", namespace, "get", "pods")["items"]
     assert len(pods) == 8 and all(_pod_ready(p) for p in pods)
 
     table = cp.kubectl("-n", namespace, "get", "tp").stdout.splitlines()
     assert table[0].split() == ["NAME", "PHASE", "SERVICES", "ANALYTICS", "URL", "AGE"]
-    assert table[1].split()[:5] == ["tickets", "Ready", "4/4", "NotManaged", f"http://tickets-frontend.{namespace}.svc:80"]
+    assert table[1].split()[:5] == ["tickets", "Ready", "4/4", "NotConfigured", f"http://tickets-frontend.{namespace}.svc:80"]
     described = cp.kubectl("-n", namespace, "describe", "tp", "tickets").stdout
     assert "PhaseChanged" in described and "-> Ready" in described
     assert operator.metric("ticketplatform_reconcile_errors_total") == errors_before, "a reconcile raised; see test-artifacts/operator.log"
