@@ -12,6 +12,8 @@ running() { [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
 case "${1:-status}" in
   start)
     if running; then say "operator: already running (pid $(cat "$pidfile"))"; exit 0; fi
+    # The local analytics engine resolves spec.analytics.jobFile against the working directory.
+    cd "$REPO_DIR"
     KUBECONFIG="$TP_RUN_DIR/controlplane/operator.kubeconfig" \
     OPERATOR_METRICS_PORT="$OPERATOR_METRICS_PORT" OPERATOR_METRICS_ADDR=127.0.0.1 \
       nohup "$VENV_DIR/bin/ticketctl" run --liveness "http://127.0.0.1:$OPERATOR_HEALTH_PORT/healthz" \

@@ -8,4 +8,6 @@ bash stack/system-packages.sh
 bash stack/python.sh
 bash stack/build-controlplane.sh
 [[ -x stack/flink.sh ]] && bash stack/flink.sh setup
+# grpc's C core logs every GOAWAY of the local Dataproc test server at INFO; keep errors only.
+export GRPC_VERBOSITY="${GRPC_VERBOSITY:-ERROR}"
 exec "$VENV_DIR/bin/python" -m pytest "$@"

@@ -44,11 +44,8 @@ def _topics(kafka):
 def _topic_config(kafka, topic, key):
     admin = _admin(kafka)
     try:
-        res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=[key])])
-        for r in res:
-            for entry in r.to_object()["resources"][0]["configs"]:
-                if entry["config_names"] == key:
-                    return entry["config_value"]
+        result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic, [key])], config_filter="all")
+        return result["topic"][topic][key]["value"]
     finally:
         admin.close()
 
