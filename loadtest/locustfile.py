@@ -54,7 +54,14 @@ log = logging.getLogger("loadtest")
 STAGES, QUICK = lt_stages.stages_from_env()
 THINK_SECONDS = float(os.environ.get("LOADTEST_THINK_SECONDS", "1"))
 DEFAULT_URL = os.environ.get("LOADTEST_URL") or f"http://127.0.0.1:{os.environ.get('FRONTEND_PORT', '18080')}"
-RUN_ID = uuid.uuid4().hex[:8]
+# Registered users are named lt-<run id>-<random>@example.com (run.sh deletes them afterwards).
+RUN_ID = os.environ.get("LOADTEST_RUN_ID") or uuid.uuid4().hex[:8]
+# "iteration": a new user every iteration (k6-style, the default); "once": each simulated user
+# registers once when it starts and then repeats the other five cases.
+REGISTER = os.environ.get("LOADTEST_REGISTER", "iteration").strip().lower()
+if REGISTER not in ("iteration", "once"):
+    raise SystemExit(f"LOADTEST_REGISTER must be 'iteration' or 'once', not {REGISTER!r}")
+TICKETS_PER_BOOKING = int(os.environ.get("LOADTEST_TICKETS_PER_BOOKING", "1"))
 
 # label in the stats -> (case, method, path as sent)
 ENDPOINTS = {
@@ -79,6 +86,7 @@ class Run:
     tickets_booked = 0
     sold_out = 0
     peak_users = 0
+    tickets_at_start: int | None = None  # tickets left in the catalogue at the first events answer
 
 
 # -- Locust hooks ------------------------------------------------------------------------------
@@ -148,15 +156,20 @@ def _quitting(environment, **_kw):
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(time.time() - duration)),
             "profile": {"quick": QUICK, "description": lt_stages.describe(STAGES),
                         "stages": [s.as_dict() for s in STAGES], "think_time_s": THINK_SECONDS,
+                        "register": REGISTER, "tickets_per_booking": TICKETS_PER_BOOKING, "run_id": RUN_ID,
                         "peak_target_users": max(s.target for s in STAGES), "peak_users_seen": Run.peak_users},
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
             "cases": ENDPOINTS,
             "bookings": {"confirmed": Run.bookings_confirmed, "tickets": Run.tickets_booked,
-                         "sold_out_409": Run.sold_out},
+                         "sold_out_409": Run.sold_out, "catalogue_tickets_at_start": Run.tickets_at_start},
         })
     missing = [label for label in ENDPOINTS if label not in result["endpoints"]]
     result["endpoints_without_requests"] = missing
+    # A run stopped early (Ctrl-C, SIGTERM, --run-time) did not test the profile: it does not pass.
+    result["completed"] = duration >= lt_stages.total_duration(STAGES) - 2.0
+    if not result["completed"]:
+        result["passed"] = False
 
     path = environment.parsed_options.summary_json if environment.parsed_options else ""
     if path:
@@ -172,6 +185,9 @@ def _print_summary(r: dict, path: str) -> None:
            f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms, "
            f"errors {r['failures']} ({r['error_rate']:.2%}); bookings {r['bookings']['confirmed']} confirmed, "
            f"{r['bookings']['sold_out_409']} sold out (409)"]
+    if not r["completed"]:
+        out.append(f"[loadtest] the profile did not complete ({r['duration_s']:.0f}s of "
+                   f"{sum(s['duration_s'] for s in r['profile']['stages']):g}s): not a pass")
     for name, t in r["thresholds"].items():
         out.append(f"[loadtest] threshold {name}: {'ok' if t['ok'] else 'BROKEN'} (value {t['value']})")
     for name, c in r["checks"].items():
@@ -225,11 +241,16 @@ class GatewayUser(FastHttpUser):
 
     def on_start(self):
         self.user_id: str | None = None
+        if REGISTER == "once":
+            self.register()
 
     @task
     def iteration(self):
         self.home_page()
-        user_id = self.register() or self.user_id  # a failed register: go on with this user's last id
+        if REGISTER == "iteration" or not self.user_id:
+            user_id = self.register() or self.user_id  # a failed register: go on with the last id
+        else:
+            user_id = self.user_id
         catalogue = self.events()
         booking = self.book(user_id, catalogue) if user_id and catalogue else None
         if user_id:
@@ -264,12 +285,14 @@ class GatewayUser(FastHttpUser):
             ok = _check(r, {"events: status 200": r.status_code == 200,
                             "events: a non-empty list": bool(items),
                             "events: each has event_id, id, name, date, venue, tickets_available": fields_ok})
+        if ok and Run.tickets_at_start is None:
+            Run.tickets_at_start = sum(e["tickets_available"] for e in items if isinstance(e["tickets_available"], int))
         return items if ok else []
 
     def book(self, user_id: str, catalogue: list[dict]) -> dict | None:
         with_tickets = [e for e in catalogue if isinstance(e.get("tickets_available"), int) and e["tickets_available"] > 0]
         event = random.choice(with_tickets or catalogue)
-        count = random.randint(1, 2)
+        count = TICKETS_PER_BOOKING
         with self.client.post("/api/bookings/book",
                               json={"user_id": user_id, "event_id": event["event_id"], "ticket_count": count},
                               name="/api/bookings/book", catch_response=True) as r:

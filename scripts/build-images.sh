@@ -17,7 +17,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -63,6 +63,16 @@ for name in "${NAMES[@]}"; do
   [[ -n "${DOCKERFILES[$name]:-}" ]] || { echo "build-images: unknown image '$name' (one of: ${ORDER[*]})" >&2; exit 2; }
 done
 
+# The build context: only what the Dockerfiles COPY (the repository root also holds virtualenvs and
+# build caches of several GiB that must not be sent to the engine).
+CONTEXT=$(mktemp -d "${TMPDIR:-/tmp}/ticketplatform-images.XXXXXX")
+trap 'rm -rf "$CONTEXT"' EXIT
+mkdir -p "$CONTEXT/operator" "$CONTEXT/services"
+cp "$REPO_DIR/requirements.txt" "$CONTEXT/"
+cp -R "$REPO_DIR/operator/ticketplatform_operator" "$REPO_DIR/operator/Dockerfile" "$CONTEXT/operator/"
+cp -R "$REPO_DIR/services/." "$CONTEXT/services/"
+find "$CONTEXT" \( -name __pycache__ -o -name '*.pyc' -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+
 revision=$(git -C "$REPO_DIR" rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
@@ -72,13 +82,13 @@ for name in "${NAMES[@]}"; do
   echo "==> $ENGINE build $image (${DOCKERFILES[$name]})"
   "$ENGINE" build \
     --platform "$PLATFORM" \
-    --file "$REPO_DIR/${DOCKERFILES[$name]}" \
+    --file "$CONTEXT/${DOCKERFILES[$name]}" \
     --tag "$image" \
     --label "org.opencontainers.image.title=ticketplatform-$name" \
     --label "org.opencontainers.image.version=$TAG" \
     --label "org.opencontainers.image.revision=$revision" \
     --label "org.opencontainers.image.created=$created" \
-    "$REPO_DIR"
+    "$CONTEXT"
   built+=("$image")
 done
 

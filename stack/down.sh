@@ -3,7 +3,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO_DIR"
-[[ -f stack/lambda.sh ]] && bash stack/lambda.sh stop
+bash stack/lambda.sh stop
 bash stack/services.sh stop
 bash stack/operator.sh stop
 bash stack/dataplane.sh stop

@@ -17,6 +17,8 @@ set -euo pipefail
 : "${OPENTOFU_VERSION:=v1.12.6}"
 TOFU_DIR="$TP_CACHE_DIR/opentofu/$OPENTOFU_VERSION"
 TOFU_BIN="$TOFU_DIR/bin/tofu"
+# A CLI config file that is named but missing only makes tofu print a warning on every command.
+if [[ -n "${TF_CLI_CONFIG_FILE:-}" && ! -f "$TF_CLI_CONFIG_FILE" ]]; then export TF_CLI_CONFIG_FILE=/dev/null; fi
 
 build() {
   if [[ -x "$TOFU_BIN" ]]; then
@@ -60,8 +62,8 @@ case "${1:-build}" in
     for m in aws gcp; do
       say "tofu: init -backend=false + validate in terraform/$m"
       tmp=$(mktemp -d)
-      if TF_DATA_DIR="$tmp" "$TOFU_BIN" -chdir="$REPO_DIR/terraform/$m" init -backend=false -input=false \
-          && TF_DATA_DIR="$tmp" "$TOFU_BIN" -chdir="$REPO_DIR/terraform/$m" validate; then
+      if TF_DATA_DIR="$tmp" "$TOFU_BIN" -chdir="$REPO_DIR/terraform/$m" init -backend=false -input=false -no-color \
+          && TF_DATA_DIR="$tmp" "$TOFU_BIN" -chdir="$REPO_DIR/terraform/$m" validate -no-color; then
         say "terraform/$m: valid"
       else
         rc=1

@@ -7,7 +7,9 @@ cd "$REPO_DIR"
 bash stack/system-packages.sh
 bash stack/python.sh
 bash stack/build-controlplane.sh
-[[ -x stack/flink.sh ]] && bash stack/flink.sh setup
+bash stack/flink.sh setup
+# OpenTofu (built once from its Go module, cached) for `tofu fmt -check` in tests/terraform.
+bash stack/terraform.sh build
 # grpc's C core logs every GOAWAY of the local Dataproc test server at INFO; keep errors only.
 export GRPC_VERBOSITY="${GRPC_VERBOSITY:-ERROR}"
 exec "$VENV_DIR/bin/python" -m pytest "$@"

@@ -17,9 +17,9 @@ say "installing the TicketPlatform CRD"
 kubectl apply --server-side --force-conflicts -f crds/ticketplatform.yaml >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/ticketplatforms.ticketing.io >/dev/null
 bash stack/operator.sh start
-[[ -x stack/flink.sh ]] && bash stack/flink.sh setup
+bash stack/flink.sh setup
 bash stack/services.sh start
-[[ -f stack/lambda.sh ]] && bash stack/lambda.sh start
+bash stack/lambda.sh start
 
 say "applying examples/local.yaml"
 kubectl create namespace ticketing --dry-run=client -o yaml | kubectl apply -f - >/dev/null

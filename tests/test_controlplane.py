@@ -87,7 +87,7 @@ def test_three_kwok_nodes_are_ready(controlplane: ControlPlane) -> None:
         allocatable = node["status"]["allocatable"]
         assert allocatable["cpu"] == "32"
         assert allocatable["memory"] == "256Gi"
-        assert allocatable["pods"] == "110"
+        assert allocatable["pods"] in ("1000", "1k")
         # The node lifecycle controller removed the not-ready taint, so pods can land on it.
         taints = node["spec"].get("taints", [])
         assert not [t for t in taints if t["effect"] in ("NoSchedule", "NoExecute")], taints

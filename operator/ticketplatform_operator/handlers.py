@@ -68,7 +68,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.peering.standalone = True
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ticketing.io")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ticketing.io")
+    # Kopf records the last handled spec to tell updates apart; leaving labels and annotations out
+    # means that metadata edits (Argo CD tracking labels, kubectl label) cost no write.
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="ticketing.io", ignored_fields=["metadata.labels", "metadata.annotations"])
     # Re-open watches regularly: a watch that silently stops is a known failure mode.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

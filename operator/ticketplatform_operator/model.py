@@ -122,6 +122,7 @@ class ServiceSpec(ApiModel):
     )
     secretRef: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", description="Name of a Secret in the same namespace whose keys become environment variables (credentials such as DATABASE_URL).")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling on CPU.")
+    serviceAccountName: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="ServiceAccount the pods run as, e.g. one annotated with the IAM role Terraform made for this service (IRSA); the operator does not create it.")
 
     @field_validator("env")
     @classmethod

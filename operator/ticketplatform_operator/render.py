@@ -142,6 +142,8 @@ def deployment(platform: Platform, service: str) -> dict[str, Any]:
         },
         "containers": [container],
     }
+    if svc.serviceAccountName:
+        pod_spec["serviceAccountName"] = svc.serviceAccountName
     # The hash covers everything that should roll the pods (image, env, resources, secret name).
     digest = config_hash(pod_spec)
     spec: dict[str, Any] = {

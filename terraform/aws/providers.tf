@@ -15,7 +15,6 @@ provider "aws" {
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
-data "aws_region" "current" {}
 
 data "aws_availability_zones" "available" {
   state = "available"

@@ -152,7 +152,11 @@ class ScopedOperator:
             [sys.executable, "-m", "ticketplatform_operator", "run", "-n", namespace,
              "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"],
             stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, env=env, cwd=REPO_DIR)
-        wait_until(self._healthy, timeout=60, message=f"the ServiceAccount's operator to be live ({self.log_path})")
+        try:
+            wait_until(self._healthy, timeout=60, message=f"the ServiceAccount's operator to be live ({self.log_path})")
+        except BaseException:
+            self.stop()
+            raise
 
     def _get(self, port: int, path: str) -> str | None:
         try:
@@ -286,6 +290,7 @@ def test_operator_reconciles_to_ready_with_the_serviceaccount(installed: Control
     finally:
         # Delete while this operator runs, so it can release its finalizer; stopping it ends its
         # watches, which the audit log records when they close.
+        deletion_offset = cp.audit_offset()
         cp.kubectl("-n", namespace, "delete", "tp", "tickets", "--timeout=60s", check=False)
         scoped_operator.stop()
 
@@ -295,20 +300,41 @@ def test_operator_reconciles_to_ready_with_the_serviceaccount(installed: Control
                if e.get("responseStatus", {}).get("code") in (401, 403)
                or e.get("annotations", {}).get("authorization.k8s.io/decision") == "forbid"]
     assert not refused, f"requests of the ServiceAccount refused: {refused}"
+    # Nothing else failed either (a GET of a child not created yet is a 404). Only when another
+    # operator acted on the same object (the session operators of test runs beside this one act
+    # cluster-wide) can Kopf's optimistic patches lose a race (409, or 422 for a failed JSON-patch
+    # test) or hit an object already gone (404, during the deletion): not a permission matter.
+    others = cp.audit_events_since(offset, users=[OPERATOR_USER], barrier=False)
+    raced = any(e.get("objectRef", {}).get("namespace") == namespace and e["verb"] in ("patch", "update")
+                for e in others)
+    at_deletion = {e["auditID"] for e in cp.audit_events_since(deletion_offset, users=[SA_USER], barrier=False)}
+
+    def expected(e: dict) -> bool:
+        code = e["responseStatus"]["code"]
+        if e["verb"] == "get" and code == 404:
+            return True
+        race = raced and e["verb"] == "patch" and e["objectRef"].get("resource") == "ticketplatforms"
+        return race and (code in (409, 422) or (code == 404 and e["auditID"] in at_deletion))
+
     failed = [(e["verb"], e["requestURI"], e["responseStatus"]["code"]) for e in events
-              if e.get("responseStatus", {}).get("code", 200) >= 400
-              and not (e["verb"] == "get" and e["responseStatus"]["code"] == 404)]
+              if e.get("responseStatus", {}).get("code", 200) >= 400 and not expected(e)]
     assert not failed, f"requests of the ServiceAccount failed: {failed}"
 
     # Every permission granted is one the operator uses: seen in this run (by this ServiceAccount,
     # or, for writes the session's operator may have made first, by that user in this namespace),
     # or explained in GRANTED.
     used = {_perm(e) for e in events}
-    others = cp.audit_events_since(offset, users=[OPERATOR_USER], barrier=False)
     used_by_either = used | {_perm(e) for e in others if e.get("objectRef", {}).get("namespace") == namespace}
-    not_seen = [p for p, why in GRANTED.items()
-                if why == "observed" and p not in used
-                or why == "observed-or-dry-run" and p not in used_by_either]
+    # When another operator raced this one, it may have made a write (a status patch, the Event of
+    # a phase change) before this one saw the need: then either one's write counts.
+    writes = {"create", "patch", "update", "delete"}
+
+    def seen(p: tuple[str, str, str], why: str) -> bool:
+        if why == "observed-or-dry-run" or (why == "observed" and raced and p[0] in writes):
+            return p in used_by_either
+        return why != "observed" or p in used
+
+    not_seen = [p for p, why in GRANTED.items() if not seen(p, why)]
     assert not not_seen, f"granted permissions the operator did not use: {not_seen}"
     beyond = sorted(p for p in used if p not in GRANTED and p[1] != "")
     assert not beyond, f"the ServiceAccount used permissions not in GRANTED: {beyond}"

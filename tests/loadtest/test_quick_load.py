@@ -111,8 +111,8 @@ def test_broken_threshold_exits_non_zero(loadtest_venv, tmp_path):
     out = tmp_path / "summary.json"
 
     env = {**os.environ, "LOADTEST_STAGES": "2s:1,1s:0"}
-    done = _bash("loadtest/run.sh", "--no-preflight", "--url", f"http://127.0.0.1:{port}", "--summary", str(out),
-                 timeout=120, env=env)
+    done = _bash("loadtest/run.sh", "--no-preflight", "--keep-users", "--url", f"http://127.0.0.1:{port}",
+                 "--summary", str(out), timeout=120, env=env)
     assert done.returncode == 1, done.stdout + done.stderr
     result = json.loads(out.read_text())
     assert result["error_rate"] == 1.0 and not result["passed"]
@@ -155,9 +155,17 @@ def test_quick_profile_holds_thresholds_against_the_stack(loadtest_venv, gateway
     counts = {case: result["endpoints"].get(case, {}).get("requests", 0) for case in SIX_CASES}
     assert all(n > 0 for n in counts.values()), counts
     assert result["endpoints_without_requests"] == []
-    assert result["bookings"]["confirmed"] > 0, result["bookings"]
     checks = result["checks"]
-    for name in ("register: has user_id, name, email, created_at", "book: has booking_id and status",
-                 "events: each has event_id, id, name, date, venue, tickets_available",
-                 "my bookings: holds the booking just made"):
+    for name in ("register: has user_id, name, email, created_at",
+                 "events: each has event_id, id, name, date, venue, tickets_available"):
         assert checks[name]["passes"] > 0, checks
+    # Bookings went through (unless earlier runs on this stack have sold out the whole catalogue:
+    # then every booking is an expected 409).
+    bookings = result["bookings"]
+    if (bookings["catalogue_tickets_at_start"] or 0) > 100:
+        assert bookings["confirmed"] > 0, bookings
+        for name in ("book: has booking_id and status", "my bookings: holds the booking just made"):
+            assert checks[name]["passes"] > 0, checks
+    else:
+        assert bookings["sold_out_409"] > 0, bookings
+    assert "cleanup: deleted" in done.stderr, done.stderr[-2000:]  # the run's users left the table
