@@ -115,10 +115,10 @@ EOF
   if [[ ! -f "$PKI/tokens.csv" ]]; then
     say "pki: static tokens for admin and ticketplatform-operator"
     # token,user,uid,"group1,group2"  (--token-auth-file format)
-    # TODO(rbac issue): give ticketplatform-operator its own group and a ClusterRole instead.
+    # The operator's user gets only the operator's ClusterRole (bound at start, below).
     {
       echo "$(openssl rand -hex 24),admin,admin,\"system:masters\""
-      echo "$(openssl rand -hex 24),ticketplatform-operator,ticketplatform-operator,\"system:masters\""
+      echo "$(openssl rand -hex 24),ticketplatform-operator,ticketplatform-operator,\"system:authenticated\""
     } > "$PKI/tokens.csv"
     chmod 600 "$PKI/tokens.csv"
   fi
@@ -394,6 +394,9 @@ cmd_start() {
   # The default ServiceAccount is what lets pods be created in a namespace; wait for its controller.
   sa_ok() { kubectl_admin -n default get serviceaccount default >/dev/null 2>&1; }
   wait_for "the default ServiceAccount" "$CP_START_TIMEOUT" sa_ok
+  say "RBAC: the ticketplatform-operator user gets the operator's ClusterRole (operator/deploy/rbac.yaml)"
+  kubectl_admin apply --server-side --force-conflicts -f "$REPO_DIR/operator/deploy/namespace.yaml" -f "$REPO_DIR/operator/deploy/rbac.yaml" \
+    -f "$STACK_DIR/operator-user-rbac.yaml" >/dev/null
   say "control plane up in $((SECONDS - t0))s: $APISERVER_URL"
   say "  eval \"\$($0 env)\"   # KUBECONFIG=$ADMIN_KUBECONFIG"
 }

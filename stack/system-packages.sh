@@ -16,7 +16,7 @@ declare -A GROUP_PACKAGES=(
   [postgresql]="postgresql postgresql-contrib"
   [openssl]="openssl"
   [chromium]="chromium fonts-liberation"
-  [lua]="lua5.4"
+  [lua]="lua5.4 jq"
   [python]="python3 python3-venv"
 )
 declare -A GROUP_COMMAND=([java]=java [maven]=mvn [python]=python3)

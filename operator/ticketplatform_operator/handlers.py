@@ -45,6 +45,17 @@ class LoopState:
 
 # Touched only from the event loop's thread.
 _loops: dict[tuple[str, str], LoopState] = {}
+_phases: dict[tuple[str, str], str] = {}
+
+
+def _record_phase(key: tuple[str, str], phase: str | None) -> None:
+    """Keep the ticketplatform_platforms{phase} gauge equal to the objects this operator runs."""
+    if phase is None:
+        _phases.pop(key, None)
+    else:
+        _phases[key] = phase
+    for name in ("Pending", "Progressing", "Ready", "Degraded", "Failed"):
+        metrics.PLATFORMS.labels(phase=name).set(sum(1 for p in _phases.values() if p == name))
 _pool = ThreadPoolExecutor(max_workers=RECONCILE_WORKERS, thread_name_prefix="reconcile")
 _kube: Kube | None = None
 _subsystems = Subsystems()
@@ -105,6 +116,7 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace
                 if outcome.written:
                     state.written_rv = snapshot["metadata"].get("resourceVersion")
                     state.written_status = outcome.status
+                _record_phase((namespace, name), outcome.phase)
             except Exception:  # noqa: BLE001 - the loop must survive anything and retry
                 metrics.RECONCILE_ERRORS.labels(reason="Exception").inc()
                 logger.exception("reconcile failed; retrying at next kick or resync")
@@ -119,6 +131,7 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace
                 break
     finally:
         _loops.pop((namespace, name), None)
+        _record_phase((namespace, name), None)
 
 
 @kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, retries=6, backoff=5)

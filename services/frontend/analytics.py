@@ -28,9 +28,11 @@ def _order_key(window_end: Any) -> float:
 
 
 class AnalyticsFeed:
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, received: Any = None) -> None:
+        """``received``: a prometheus Counter incremented for every result read (optional)."""
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
+        self._received = received
         self._latest: dict[Any, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -61,6 +63,8 @@ class AnalyticsFeed:
                 self._latest[msg["event_id"]] = {"event_id": msg["event_id"], "window_end": msg["window_end"],
                                                  "total_tickets": msg["total_tickets"]}
         self.messages += 1
+        if self._received is not None:
+            self._received.inc()
 
     def results(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask, request
+from prometheus_client import Counter
 
 from frontend.analytics import AnalyticsFeed
 from frontend.api import STATIC_DIR, bp
@@ -41,7 +42,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(bp)
     add_readiness_check(app, "s3", store.check)
     if cfg.kafka_bootstrap_servers:
-        app.extensions["analytics_feed"] = AnalyticsFeed(cfg.kafka_bootstrap_servers, cfg.analytics_topic).start()
+        received = Counter("analytics_results_received_total", "Analytics results read from the results topic",
+                           registry=app.extensions["http_metrics"].registry)
+        app.extensions["analytics_feed"] = AnalyticsFeed(cfg.kafka_bootstrap_servers, cfg.analytics_topic, received).start()
     try:
         store.ensure_bucket()
     except Exception as exc:  # noqa: BLE001

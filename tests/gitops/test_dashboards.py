@@ -180,7 +180,7 @@ def test_services_dashboard_has_the_required_panels():
         assert f"histogram_quantile({q}, sum by (le) (rate(http_request_duration_seconds_bucket" in latency
     assert "kube_horizontalpodautoscaler_status_current_replicas" in exprs["HPA replicas"]
     assert 'route="/bookings", method="POST"' in exprs["Bookings per minute"]
-    assert "Analytics results" in exprs  # a text panel: no metric counts analytics results (yet)
+    assert "analytics_results_received_total" in exprs["Analytics results per minute"]
 
 
 def test_operator_dashboard_has_the_required_panels():
