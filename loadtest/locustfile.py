@@ -8,10 +8,13 @@ like a k6 VU running its default function, then waits LOADTEST_THINK_SECONDS (1 
     events        GET  /api/events                200, a non-empty list; every item has event_id, id,
                                                   name, date, venue, tickets_available
     book          POST /api/bookings/book         200 {booking_id, status "confirmed", user_id, event_id}
-                                                  for the user just registered, on an event with tickets;
-                                                  409 sold out is an expected outcome (see below)
+                                                  for the user just registered, 1 ticket
+                                                  (LOADTEST_TICKETS_PER_BOOKING) on an event with tickets
+                                                  left; 409 sold out is an expected outcome (see below)
     my bookings   GET  /api/users/<id>/bookings   200, a list that holds the booking just made
     health        GET  /api/health                200, status "ok", no backend down
+
+LOADTEST_REGISTER=once: each user registers once when it starts, then repeats the other five cases.
 
 A request counts as an error (a Locust failure) when it gets no answer, an unexpected status or a
 failed check on its body. **409 on booking is not an error**: a sold-out event (or fewer tickets left

@@ -88,6 +88,9 @@ def service_env(platform: Platform, service: str) -> dict[str, str]:
         env["BOOKINGS_TOPIC"] = spec.kafka.topics.bookings.name
         env["ANALYTICS_TOPIC"] = spec.kafka.topics.results.name
     if service == "booking-service":
+        if spec.analytics.enabled:
+            # Watermark heartbeats from the outbox relay close analytics windows when bookings pause.
+            env["RELAY_HEARTBEAT_SECONDS"] = "5"
         env["USER_SERVICE_URL"] = _service_url(platform, "user-service")
         env["EVENT_CATALOG_URL"] = _service_url(platform, "event-catalog")
     if service == "frontend":

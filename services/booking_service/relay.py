@@ -90,8 +90,12 @@ def default_producer_factory(bootstrap_servers: str):
 class OutboxRelay:
     def __init__(self, engine: sa.Engine, bootstrap_servers: str, *, batch_size: int = 500,
                  poll_interval: float = 0.2, retention_hours: int = 24, producer_factory=None,
-                 metrics: RelayMetrics | None = None) -> None:
+                 metrics: RelayMetrics | None = None, heartbeat_topic: str | None = None,
+                 heartbeat_seconds: float = 0.0) -> None:
         self.engine = engine
+        self.heartbeat_topic = heartbeat_topic
+        self.heartbeat_seconds = heartbeat_seconds
+        self._last_heartbeat = 0.0
         self.bootstrap_servers = bootstrap_servers
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -215,6 +219,22 @@ class OutboxRelay:
         except Exception as exc:  # noqa: BLE001
             log.debug("housekeeping failed: %s", exc)
 
+    def heartbeat(self) -> bool:
+        """Publish {"timestamp": now, "heartbeat": true} to every partition of the heartbeat topic,
+        only while the outbox is empty: a booking still waiting in the outbox is older than `now`,
+        and a watermark past it would make it late. Returns whether a heartbeat went out."""
+        with self.engine.connect() as conn:
+            pending = conn.execute(HAS_PENDING, {"skip_topics": []}).scalar()
+            conn.rollback()
+        if pending:
+            return False
+        producer = self._get_producer()
+        payload = json.dumps({"timestamp": int(time.time() * 1000), "heartbeat": True}).encode()
+        for partition in sorted(producer.partitions_for(self.heartbeat_topic) or ()):
+            producer.send(self.heartbeat_topic, value=payload, partition=partition)
+        producer.flush(timeout=10)
+        return True
+
     # -- loop ---------------------------------------------------------------------------------
     def run_forever(self) -> None:
         backoff = 0.5
@@ -226,6 +246,10 @@ class OutboxRelay:
                 if time.monotonic() - last_house > 5:
                     self._housekeeping()
                     last_house = time.monotonic()
+                if (self.heartbeat_topic and self.heartbeat_seconds > 0 and published == 0
+                        and time.monotonic() - self._last_heartbeat >= self.heartbeat_seconds):
+                    self._last_heartbeat = time.monotonic()
+                    self.heartbeat()
                 if published == 0 and not self.last_error:
                     self._stop.wait(self.poll_interval)
                 elif self.last_error:
@@ -258,7 +282,8 @@ def relay_from_config(cfg: Config, metrics: RelayMetrics | None = None) -> Outbo
     engine = make_engine(cfg.database_url, pool_size=2, max_overflow=2, statement_timeout_ms=30000)
     return OutboxRelay(engine, cfg.kafka_bootstrap_servers, batch_size=cfg.relay_batch_size,
                        poll_interval=cfg.relay_poll_interval, retention_hours=cfg.outbox_retention_hours,
-                       metrics=metrics)
+                       metrics=metrics, heartbeat_topic=cfg.bookings_topic,
+                       heartbeat_seconds=cfg.relay_heartbeat_seconds)
 
 
 def main() -> int:

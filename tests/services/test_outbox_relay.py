@@ -83,3 +83,30 @@ def test_embedded_relay_publishes(service_env, services, make_event, new_user, w
     finally:
         app.extensions["outbox_relay"].stop()
         live.stop()
+
+
+def test_heartbeats_close_windows_only_while_the_outbox_is_empty(services, db, kafka_admin, without_session_relay):
+    """Idle relay: a watermark heartbeat (no event_id) on every partition; with a booking still
+    waiting in the outbox, none (a heartbeat newer than it would make it late for the analytics job)."""
+    import uuid
+
+    from booking_service.relay import OutboxRelay
+    from tests.services.conftest import create_topic, unique
+
+    topic = create_topic(kafka_admin, unique("test-heartbeats"), partitions=3)
+    relay = OutboxRelay(db, services.bootstrap_servers, heartbeat_topic=topic, heartbeat_seconds=0.2)
+    try:
+        with db.begin() as conn:  # a booking nobody publishes yet (its topic has no relay here)
+            conn.execute(sa.text("INSERT INTO booking_outbox (booking_id, topic, message_key, payload) "
+                                 "VALUES (:b, 'test-unpublished', 'e', '{}')"), {"b": str(uuid.uuid4())})
+        assert relay.heartbeat() is False
+        with db.begin() as conn:
+            conn.execute(sa.text("DELETE FROM booking_outbox WHERE topic = 'test-unpublished'"))
+        before = int(time.time() * 1000)
+        assert relay.heartbeat() is True
+        messages = consume(services.bootstrap_servers, topic, until=lambda m: len(m) >= 3, timeout=30, settle=1)
+    finally:
+        relay._drop_producer()  # noqa: SLF001
+        kafka_admin.delete_topics([topic])
+    assert sorted(m["_partition"] for m in messages) == [0, 1, 2]
+    assert all(m["heartbeat"] is True and "event_id" not in m and m["timestamp"] >= before for m in messages)
