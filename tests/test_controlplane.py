@@ -292,26 +292,31 @@ def test_operator_identity_and_audited_writes(controlplane: ControlPlane, namesp
     assert whoami["status"]["userInfo"]["username"] == OPERATOR_USER
 
     offset = controlplane.audit_offset()
-    # A write by the admin is not the operator's.
-    controlplane.kubectl("create", "configmap", "by-admin", "-n", namespace)
-    controlplane.kubectl("create", "configmap", "by-operator", "-n", namespace, kubeconfig=op)
+    # A write by the admin is not the operator's. The operator's user holds only the operator's
+    # ClusterRole: HPAs it may create, patch and delete; ConfigMaps it may not touch.
+    hpa = ("apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: %s}\n"
+           "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, maxReplicas: 2}\n")
+    controlplane.kubectl("-n", namespace, "create", "-f", "-", input=hpa % "by-admin")
+    controlplane.kubectl("-n", namespace, "create", "-f", "-", input=hpa % "by-operator", kubeconfig=op)
     controlplane.kubectl(
-        "patch", "configmap", "by-operator", "-n", namespace, "-p", '{"data":{"a":"2"}}',
+        "patch", "hpa", "by-operator", "-n", namespace, "-p", '{"spec":{"maxReplicas":3}}',
         kubeconfig=op,
     )
-    controlplane.kubectl("get", "configmap", "by-operator", "-n", namespace, kubeconfig=op)
-    controlplane.kubectl("delete", "configmap", "by-operator", "-n", namespace, kubeconfig=op)
+    controlplane.kubectl("get", "hpa", "by-operator", "-n", namespace, kubeconfig=op)
+    controlplane.kubectl("delete", "hpa", "by-operator", "-n", namespace, kubeconfig=op)
+    denied = controlplane.kubectl("create", "configmap", "nope", "-n", namespace, kubeconfig=op, check=False)
+    assert denied.returncode != 0 and "forbidden" in denied.stderr
 
     writes = controlplane.operator_writes_since(offset)
     calls = [
         (e["verb"], e["objectRef"]["resource"], e["objectRef"].get("name"))
         for e in writes
-        if e["objectRef"].get("namespace") == namespace
+        if e["objectRef"].get("namespace") == namespace and e["responseStatus"]["code"] < 400
     ]
     assert calls == [
-        ("create", "configmaps", "by-operator"),
-        ("patch", "configmaps", "by-operator"),
-        ("delete", "configmaps", "by-operator"),
+        ("create", "horizontalpodautoscalers", "by-operator"),
+        ("patch", "horizontalpodautoscalers", "by-operator"),
+        ("delete", "horizontalpodautoscalers", "by-operator"),
     ], writes
     assert all(e["user"]["username"] == OPERATOR_USER for e in writes)
     assert all(e["stage"] == "ResponseComplete" for e in writes)
