@@ -15,8 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from booking_service.config import Config
-from ticketing_common.db import run_alembic_upgrade, wait_for_database
-from ticketing_common.jsonlog import configure_logging
+from ticketing_common.db import migration_main, run_alembic_upgrade, wait_for_database
 
 log = logging.getLogger("booking_service.migrate")
 
@@ -49,14 +48,7 @@ def migrate(config: Config | None = None, *, wait_seconds: float = 120.0) -> Non
 
 
 def main() -> int:
-    cfg = Config.from_env()
-    configure_logging("booking-service", cfg.log_level)
-    try:
-        migrate(cfg)
-    except Exception:
-        log.exception("migration failed")
-        return 1
-    return 0
+    return migration_main("booking-service", Config, migrate)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ import sqlalchemy as sa
 
 from event_catalog.config import Config
 from event_catalog.seed import seed_if_empty
-from ticketing_common.db import run_alembic_upgrade, wait_for_database
-from ticketing_common.jsonlog import configure_logging
+from ticketing_common.db import migration_main, run_alembic_upgrade, wait_for_database
 
 log = logging.getLogger("event_catalog.migrate")
 
@@ -40,14 +39,7 @@ def migrate(config: Config | None = None, *, seed: bool | None = None, wait_seco
 
 
 def main() -> int:
-    cfg = Config.from_env()
-    configure_logging("event-catalog", cfg.log_level)
-    try:
-        migrate(cfg)
-    except Exception:
-        log.exception("migration failed")
-        return 1
-    return 0
+    return migration_main("event-catalog", Config, migrate)
 
 
 if __name__ == "__main__":

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import uuid
 from datetime import datetime, timezone
 from typing import IO, Any
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from frontend.config import Config
+from ticketing_common.aws import LazyClient
 
 log = logging.getLogger("frontend.tickets")
 
@@ -49,21 +47,13 @@ class TicketStore:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.bucket = config.tickets_bucket
-        self._client = None
-        self._lock = threading.Lock()
+        self._client = LazyClient("s3", config.aws_region, config.aws_endpoint_url, read_timeout=10,
+                                  max_pool_connections=20, s3={"addressing_style": "path"})
         self._bucket_ready = False
 
     @property
     def client(self):
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = boto3.session.Session().client(
-                        "s3", region_name=self.config.aws_region, endpoint_url=self.config.aws_endpoint_url,
-                        config=BotoConfig(connect_timeout=2, read_timeout=10, max_pool_connections=20,
-                                          retries={"max_attempts": 3, "mode": "standard"},
-                                          s3={"addressing_style": "path"}))
-        return self._client
+        return self._client.get()
 
     def ensure_bucket(self) -> None:
         if self._bucket_ready:

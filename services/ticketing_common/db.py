@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -89,3 +90,18 @@ def current_revision(conn: sa.Connection, version_table: str) -> str | None:
     if not exists:
         return None
     return conn.execute(sa.text(f"SELECT version_num FROM {version_table}")).scalar()
+
+
+def migration_main(service: str, config_cls: Any, migrate: Callable[[Any], Any]) -> int:
+    """The `python -m <service>.migrate` entry point: config from the environment, JSON logs,
+    exit status 1 (with the error logged) when the migration fails."""
+    from ticketing_common.jsonlog import configure_logging
+
+    cfg = config_cls.from_env()
+    configure_logging(service, cfg.log_level)
+    try:
+        migrate(cfg)
+    except Exception:
+        logging.getLogger(f"{service}.migrate").exception("migration failed")
+        return 1
+    return 0

@@ -8,15 +8,13 @@ is taken the claim's condition fails and the whole transaction, user item includ
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ticketing_common.aws import LazyClient
 from user_service.config import Config
 
 log = logging.getLogger("user_service.store")
@@ -49,24 +47,13 @@ class UserStore:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.table = config.table_name
-        self._client = None
-        self._lock = threading.Lock()
+        self._client = LazyClient("dynamodb", config.aws_region, config.aws_endpoint_url, read_timeout=5,
+                                  max_pool_connections=50)
         self._table_ready = False
 
     @property
     def client(self):
-        # boto3 clients are thread-safe; one per store, created on first use (no I/O at import).
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = boto3.session.Session().client(
-                        "dynamodb",
-                        region_name=self.config.aws_region,
-                        endpoint_url=self.config.aws_endpoint_url,
-                        config=BotoConfig(connect_timeout=2, read_timeout=5, max_pool_connections=50,
-                                          retries={"max_attempts": 3, "mode": "standard"}),
-                    )
-        return self._client
+        return self._client.get()
 
     # -- table ------------------------------------------------------------------------------
     def ensure_table(self) -> None:
@@ -132,7 +119,9 @@ class UserStore:
             "ownerUserId": {"S": user_id}, "createdAt": {"S": created_at},
         }
         try:
-            self._call(self.client.transact_write_items, TransactItems=[
+            # The token makes boto3's retries idempotent: a retry of a write that went through
+            # succeeds again instead of failing on its own email claim (a false 409).
+            self._call(self.client.transact_write_items, ClientRequestToken=user_id, TransactItems=[
                 {"Put": {"TableName": self.table, "Item": user_item,
                          "ConditionExpression": "attribute_not_exists(userId)"}},
                 {"Put": {"TableName": self.table, "Item": claim_item,
