@@ -188,18 +188,30 @@ def create_topic(admin, name: str, partitions: int = 3) -> str:
     return name
 
 
+def delete_topic(bootstrap_servers: str, name: str) -> None:
+    """Clean-up with a client of its own: the session's admin client may not have survived a broker
+    restart by another test (kafka-python keeps a dead connection for a while)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="test-services-cleanup")
+    try:
+        admin.delete_topics([name])
+    finally:
+        admin.close()
+
+
 @pytest.fixture(scope="session")
-def bookings_topic(kafka_admin):
+def bookings_topic(kafka, kafka_admin):  # noqa: F811
     name = create_topic(kafka_admin, unique("test-ticket-bookings"))
     yield name
-    kafka_admin.delete_topics([name])
+    delete_topic(kafka.bootstrap_servers, name)
 
 
 @pytest.fixture(scope="session")
-def analytics_topic(kafka_admin):
+def analytics_topic(kafka, kafka_admin):  # noqa: F811
     name = create_topic(kafka_admin, unique("test-analytics-results"), partitions=1)
     yield name
-    kafka_admin.delete_topics([name])
+    delete_topic(kafka.bootstrap_servers, name)
 
 
 # -- the four services -------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_heartbeats_close_windows_only_while_the_outbox_is_empty(services, db, k
     import uuid
 
     from booking_service.relay import OutboxRelay
-    from tests.services.conftest import create_topic, unique
+    from tests.services.conftest import create_topic, delete_topic, unique
 
     topic = create_topic(kafka_admin, unique("test-heartbeats"), partitions=3)
     relay = OutboxRelay(db, services.bootstrap_servers, heartbeat_topic=topic, heartbeat_seconds=0.2)
@@ -107,6 +107,6 @@ def test_heartbeats_close_windows_only_while_the_outbox_is_empty(services, db, k
         messages = consume(services.bootstrap_servers, topic, until=lambda m: len(m) >= 3, timeout=30, settle=1)
     finally:
         relay._drop_producer()  # noqa: SLF001
-        kafka_admin.delete_topics([topic])
+        delete_topic(services.bootstrap_servers, topic)
     assert sorted(m["_partition"] for m in messages) == [0, 1, 2]
     assert all(m["heartbeat"] is True and "event_id" not in m and m["timestamp"] >= before for m in messages)
