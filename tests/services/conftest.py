@@ -259,7 +259,7 @@ def services(service_env, migrated, kafka, moto, bookings_topic, analytics_topic
     s = Services(user, catalog, booking, front, relay, bookings_topic, analytics_topic, bucket,
                  kafka.bootstrap_servers)
     yield s
-    relay.stop()
+    s.relay.stop()  # the relay running now: a test may have replaced the first one
     feed = front.app.extensions.get("analytics_feed")
     if feed:
         feed.stop()
