@@ -1,13 +1,16 @@
 """The UI in headless Chromium (Playwright with the system Chromium): register, book, see the
-booking in "my bookings", upload an ID proof, check the page; a screenshot goes to test-artifacts/.
+booking in "my bookings", upload an ID proof and see the generated ticket appear, check the page; a
+screenshot goes to test-artifacts/.
 
-The generated ticket needs the ticket-generator Lambda (a later issue): here the upload is checked
-to be stored and listed as uploaded, no ticket is faked.
+The ticket is generated the way the local stack does it: the bucket's ObjectCreated notification
+goes to an SQS queue on moto, and the local invoker calls the real ticket-generator handler.
 """
 from __future__ import annotations
 
 import os
 import re
+import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -20,6 +23,28 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
+
+
+@pytest.fixture
+def ticket_generator(services, moto, monkeypatch):
+    """The ticket-generator Lambda wired to the test bucket through S3 -> SQS -> local invoker."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambda"))
+    from ticket_generator import handler as handler_mod
+    from ticket_generator.local_invoker import LocalInvoker
+
+    for key, value in {"AWS_ENDPOINT_URL": moto.endpoint_url, "AWS_REGION": moto.region,
+                       "AWS_DEFAULT_REGION": moto.region, "AWS_ACCESS_KEY_ID": moto.access_key_id,
+                       "AWS_SECRET_ACCESS_KEY": moto.secret_access_key}.items():
+        monkeypatch.setenv(key, value)
+    handler_mod.reset_clients()
+    invoker = LocalInvoker(services.tickets_bucket, f"test-ticket-events-{uuid.uuid4().hex[:8]}", wait_seconds=1)
+    invoker.setup()
+    thread = threading.Thread(target=invoker.run, daemon=True)
+    thread.start()
+    yield invoker
+    invoker.stop()
+    thread.join(10)
+    handler_mod.reset_clients()
 
 
 @pytest.fixture
@@ -41,7 +66,7 @@ def browser_page():
             browser.close()
 
 
-def test_register_book_upload_in_the_browser(services, make_event, browser_page, tmp_path, moto):
+def test_register_book_upload_in_the_browser(services, make_event, browser_page, tmp_path, moto, ticket_generator):
     from playwright.sync_api import expect
 
     page, errors = browser_page
@@ -104,9 +129,12 @@ def test_register_book_upload_in_the_browser(services, make_event, browser_page,
     upload_item = page.locator("#upload-list .upload-item")
     expect(upload_item).to_have_count(1)
     expect(upload_item.first).to_contain_text("passport-scan.png")
-    expect(upload_item.first).to_contain_text("uploaded")
-    expect(page.locator("#ticket-list")).to_contain_text("Generating your ticket")
     upload_id = upload_item.first.get_attribute("data-upload-id")
+    # The generated ticket appears by itself (the page polls /api/tickets).
+    ticket_item = page.locator("#ticket-list .ticket-item")
+    expect(ticket_item).to_have_count(1, timeout=30_000)
+    expect(ticket_item.first).to_contain_text("passport-scan")
+    expect(upload_item.first).to_contain_text("ticket ready")
     s3 = moto.client("s3")
     key = f"uploads/{user['user_id']}/{upload_id}-passport-scan.png"
     head = s3.head_object(Bucket=services.tickets_bucket, Key=key)
