@@ -223,19 +223,8 @@ start() {
   [[ -f "$KAFKA_LOG" ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
   format_storage
   say "kafka: starting broker $KAFKA_VERSION (KRaft, node 1) on $KAFKA_BOOTSTRAP, log $KAFKA_LOG"
-  local started=$SECONDS
   java_cmd
-  # fds 8 and 9 hold this script's locks: the broker must not inherit them.
-  setsid nohup "${JAVA_CMD[@]}" kafka.Kafka "$KAFKA_RUN/server.properties" >>"$KAFKA_LOG" 2>&1 </dev/null 8>&- 9>&- &
-  pid=$!
-  echo "$pid" >"$KAFKA_PID"
-  if ! wait_ready "$pid"; then
-    say "kafka: broker did not become ready within ${KAFKA_START_TIMEOUT}s; last lines of $KAFKA_LOG:"
-    tail -n 30 "$KAFKA_LOG" >&2
-    kill "$pid" 2>/dev/null || true
-    exit 1
-  fi
-  say "kafka: ready (pid $pid) after $((SECONDS - started))s"
+  launch kafka "$KAFKA_PID" "$KAFKA_LOG" wait_ready "${JAVA_CMD[@]}" kafka.Kafka "$KAFKA_RUN/server.properties"
   env_lines
 }
 
@@ -246,17 +235,7 @@ stop() {
     say "kafka: not running"
     return 0
   fi
-  say "kafka: stopping pid $pid"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.3; done
-  if kill -0 "$pid" 2>/dev/null; then
-    say "kafka: still running after ${KAFKA_STOP_TIMEOUT}s, killing pid $pid"
-    kill -KILL "$pid" 2>/dev/null || true
-    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-  fi
-  rm -f "$KAFKA_PID"
-  say "kafka: stopped"
+  stop_process kafka "$pid" "$KAFKA_PID" "$KAFKA_STOP_TIMEOUT"
 }
 
 status() {

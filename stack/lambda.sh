@@ -84,14 +84,8 @@ start() {
 stop() {
   local pid
   if ! pid="$(running_pid)"; then rm -f "$LAMBDA_PID"; say "lambda: not running"; return 0; fi
-  say "lambda: stopping invoker pid $pid"
-  kill -TERM "$pid" 2>/dev/null || true
   # it finishes the current long poll (5 s) and the message in hand first
-  local deadline=$((SECONDS + 30))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && { say "lambda: still running, killing pid $pid"; kill -KILL "$pid" 2>/dev/null || true; }
-  rm -f "$LAMBDA_PID"
-  say "lambda: stopped"
+  stop_process lambda "$pid" "$LAMBDA_PID" 30
 }
 
 status() {

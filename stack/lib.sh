@@ -23,3 +23,38 @@ export ETCD_CLIENT_PORT ETCD_PEER_PORT KUBE_APISERVER_PORT KAFKA_PORT KAFKA_CONT
   MOTO_PORT FRONTEND_PORT USER_SERVICE_PORT EVENT_CATALOG_PORT BOOKING_SERVICE_PORT \
   OPERATOR_METRICS_PORT OPERATOR_HEALTH_PORT TP_CACHE_DIR TP_RUN_DIR
 VENV_DIR="${VENV_DIR:-$REPO_DIR/.venv}"
+
+# launch NAME PIDFILE LOG READY_FN CMD...: start CMD detached (its own session, without this
+# script's lock fds 8 and 9), record its pid, and wait until `READY_FN PID` succeeds; otherwise
+# show the tail of LOG, kill it and exit 1.
+launch() {
+  local name=$1 pidfile=$2 log=$3 ready=$4 started=$SECONDS pid
+  shift 4
+  setsid nohup "$@" >>"$log" 2>&1 </dev/null 8>&- 9>&- &
+  pid=$!
+  echo "$pid" >"$pidfile"
+  if ! "$ready" "$pid"; then
+    say "$name: not ready after $((SECONDS - started))s; last lines of $log:"
+    tail -n 30 "$log" >&2
+    kill "$pid" 2>/dev/null || true
+    exit 1
+  fi
+  say "$name: ready (pid $pid) after $((SECONDS - started))s"
+}
+
+# stop_process NAME PID PIDFILE GRACE_SECONDS: SIGTERM, then SIGKILL after the grace period;
+# waits until the process is gone and removes PIDFILE.
+stop_process() {
+  local name=$1 pid=$2 pidfile=$3 grace=$4
+  say "$name: stopping pid $pid"
+  kill -TERM "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + grace))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name: still running after ${grace}s, killing pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+  fi
+  rm -f "$pidfile"
+  say "$name: stopped"
+}

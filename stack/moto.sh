@@ -67,30 +67,14 @@ start() {
   if port_open "$MOTO_PORT"; then say "moto: port $MOTO_PORT is taken by another process; set MOTO_PORT"; exit 1; fi
   [[ -f "$MOTO_LOG" ]] && mv -f "$MOTO_LOG" "$MOTO_LOG.1"
   say "moto: starting moto_server on $MOTO_URL, log $MOTO_LOG"
-  local started=$SECONDS
-  setsid nohup "$VENV_DIR/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >>"$MOTO_LOG" 2>&1 </dev/null 8>&- &
-  pid=$!
-  echo "$pid" >"$MOTO_PID"
-  if ! wait_ready "$pid"; then
-    say "moto: did not answer within ${MOTO_START_TIMEOUT}s; last lines of $MOTO_LOG:"
-    tail -n 20 "$MOTO_LOG" >&2
-    kill "$pid" 2>/dev/null || true
-    exit 1
-  fi
-  say "moto: ready (pid $pid) after $((SECONDS - started))s"
+  launch moto "$MOTO_PID" "$MOTO_LOG" wait_ready "$VENV_DIR/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
   env_lines
 }
 
 stop() {
   local pid
   if ! pid="$(running_pid)"; then rm -f "$MOTO_PID"; say "moto: not running"; return 0; fi
-  say "moto: stopping pid $pid"
-  kill -TERM "$pid" 2>/dev/null || true
-  local deadline=$((SECONDS + 20))
-  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-  kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid" 2>/dev/null || true; }
-  rm -f "$MOTO_PID"
-  say "moto: stopped"
+  stop_process moto "$pid" "$MOTO_PID" 20
 }
 
 status() {
