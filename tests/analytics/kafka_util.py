@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.serializer import Serializer
 
 
 def iso(ms: int) -> str:
@@ -44,13 +45,20 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+class _JsonOrRaw(Serializer):
+    """JSON for messages, raw bytes as given (the tests also send junk on purpose)."""
+
+    def serialize(self, topic, headers, data):  # noqa: ANN001
+        return data if isinstance(data, bytes) else json.dumps(data).encode()
+
+
 class Bookings:
     """Produces booking messages (acks=all, flushed per send_all)."""
 
     def __init__(self, bootstrap: str, topic: str):
         self.topic = topic
         self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
-                                      value_serializer=lambda v: v if isinstance(v, bytes) else json.dumps(v).encode())
+                                      value_serializer=_JsonOrRaw())
 
     def send(self, value: Any, partition: int | None = 0) -> None:
         self.producer.send(self.topic, value, partition=partition)
