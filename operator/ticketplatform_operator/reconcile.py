@@ -27,9 +27,7 @@ SERVICEMONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 class Outcome:
     status: dict[str, Any]
     written: bool
-    phase_before: str | None
     phase: str
-    message: str
 
 
 def reconcile(kube: Kube, body: dict[str, Any], subsystems: Subsystems,
@@ -115,4 +113,4 @@ def _record(kube: Kube, body: dict[str, Any], previous: dict[str, Any], generati
              f"{before or 'New'} -> {status['phase']}: {ready['message']}")
     metrics.RECONCILES.labels(result=status["phase"]).inc()
     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
-    return Outcome(status=status, written=written, phase_before=before, phase=status["phase"], message=ready["message"])
+    return Outcome(status=status, written=written, phase=status["phase"])

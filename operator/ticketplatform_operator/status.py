@@ -73,11 +73,22 @@ def build_status(previous: dict[str, Any] | None, generation: int | None, result
         analytics=analytics or AnalyticsStatus(),
         url=url,
     )
-    return status.model_dump(exclude_none=True)
+    # None stays in: written as a merge patch, null removes a field that no longer applies (a
+    # cancelled job's jobId), which leaving the key out would not.
+    return status.model_dump()
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
 
 
 def same_status(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
-    """Equal apart from keys the operator does not own (e.g. Kopf's own bookkeeping)."""
+    """Equal apart from keys the operator does not own (e.g. Kopf's own bookkeeping); a null and
+    an absent field are the same (the apiserver drops the nulls of a merge patch)."""
     keys = set(TicketPlatformStatus.model_fields)
-    strip = lambda s: {k: v for k, v in (s or {}).items() if k in keys}  # noqa: E731
+    strip = lambda s: _without_none({k: v for k, v in (s or {}).items() if k in keys})  # noqa: E731
     return strip(a) == strip(b)

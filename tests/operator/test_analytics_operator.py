@@ -58,3 +58,28 @@ def test_dataproc_job_submitted_polled_resubmitted_and_cancelled(controlplane, o
     cp.kubectl("-n", namespace, "delete", "tp", "tickets", "--timeout=60s")
     cancelled = [c.job_id for c in dataproc_api.calls("CancelJob")]
     assert new["jobId"] in cancelled
+
+
+def test_disabling_analytics_cancels_the_job_and_clears_it_from_status(controlplane, operator, namespace, kafka, dataproc_api):
+    import time
+
+    from tests.fixtures.operator import RESYNC_SECONDS
+
+    cp, suffix = controlplane, uuid.uuid4().hex[:8]
+    apply_tp(cp, namespace, tp_manifest("tickets", _spec(kafka, suffix)))
+    job_id = wait_phase(cp, namespace, "tickets", "Ready", timeout=120)["status"]["analytics"]["jobId"]
+
+    spec = json.loads(_spec(kafka, suffix))
+    spec["analytics"]["enabled"] = False
+    apply_tp(cp, namespace, tp_manifest("tickets", json.dumps(spec)))
+    tp = wait_phase(cp, namespace, "tickets", "Ready", timeout=60)
+    assert tp["status"]["analytics"]["state"] == "Disabled"
+    assert "jobId" not in tp["status"]["analytics"], "the cancelled job's id is removed from status"
+    assert job_id in [c.job_id for c in dataproc_api.calls("CancelJob")]
+
+    # And the status settles: nothing more is written while nothing changes.
+    time.sleep(2)
+    offset = cp.audit_offset()
+    time.sleep(2 * RESYNC_SECONDS + 2)
+    writes = [e for e in cp.operator_writes_since(offset) if e.get("objectRef", {}).get("namespace") == namespace]
+    assert writes == [], [(e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("subresource")) for e in writes]
