@@ -16,7 +16,6 @@ def _children(cp, ns, kind):
 
 def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     cp = controlplane
-    errors_before = operator.metric("ticketplatform_reconcile_errors_total")
     cp.kubectl("-n", namespace, "apply", "-f", "examples/minimal.yaml")
     deployments = wait_until(lambda: (d := _children(cp, namespace, "deployments")) and len(d) == 4 and d,
                              timeout=30, message="four deployments")
@@ -67,7 +66,9 @@ def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     assert table[1].split()[:5] == ["tickets", "Ready", "4/4", "NotConfigured", f"http://tickets-frontend.{namespace}.svc:80"]
     described = cp.kubectl("-n", namespace, "describe", "tp", "tickets").stdout
     assert "PhaseChanged" in described and "-> Ready" in described
-    assert operator.metric("ticketplatform_reconcile_errors_total") == errors_before, "a reconcile raised; see test-artifacts/operator.log"
+    # The operator-wide error counter also moves for other tests' namespaces being torn down;
+    # this platform's own log lines must hold no error.
+    assert operator.errors_for(namespace) == [], "a reconcile raised; see test-artifacts/operator.log"
 
 
 def _applied_fields(obj):
