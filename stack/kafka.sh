@@ -151,10 +151,19 @@ java_cmd() {
 format_storage() {
   [[ -f "$KAFKA_DATA/meta.properties" ]] && return 0
   local cluster_id
-  cluster_id="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+  # Kafka's own Uuid.randomUuid() never starts with '-'; a leading '-' would be read as an option
+  # by the storage tool's argument parser, so draw again (and pass it as --cluster-id=ID anyway).
+  cluster_id="$(python3 -c '
+import base64, uuid
+while True:
+    cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if not cid.startswith("-"):
+        print(cid)
+        break
+')"
   say "kafka: formatting $KAFKA_DATA (cluster id $cluster_id)"
   java_cmd
-  if ! "${JAVA_CMD[@]}" kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" \
+  if ! "${JAVA_CMD[@]}" kafka.tools.StorageTool format --ignore-formatted "--cluster-id=$cluster_id" \
       -c "$KAFKA_RUN/server.properties" >>"$KAFKA_LOG" 2>&1; then
     say "kafka: storage format failed; see $KAFKA_LOG"
     tail -n 20 "$KAFKA_LOG" >&2
