@@ -18,9 +18,10 @@ declare -A GROUP_PACKAGES=(
   [chromium]="chromium fonts-liberation"
   [lua]="lua5.4 jq"
   [python]="python3 python3-venv"
+  [images]="debootstrap buildah skopeo umoci"
 )
 declare -A GROUP_COMMAND=([java]=java [maven]=mvn [python]=python3)
-ALL_GROUPS=(base java maven postgresql openssl chromium lua python)
+ALL_GROUPS=(base java maven postgresql openssl chromium lua python images)
 
 groups=("$@")
 [[ ${#groups[@]} -gt 0 ]] || groups=("${ALL_GROUPS[@]}")
