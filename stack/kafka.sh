@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# One Kafka broker in KRaft combined mode (broker + controller in one JVM) on loopback.
+# One Kafka broker in KRaft combined mode (broker + controller in one JVM): clients on this machine
+# use 127.0.0.1:$KAFKA_PORT; pods use the POD listener on $HOST_ADDR:$KAFKA_POD_PORT, which
+# advertises an address they can route to (a broker hands clients its advertised address).
 #   stack/kafka.sh start|stop|restart|status|topics|env|fetch
 # The broker is org.apache.kafka:kafka_$KAFKA_SCALA:$KAFKA_VERSION and its runtime dependencies from
 # Maven Central, cached in $TP_CACHE_DIR/kafka-$KAFKA_SCALA-$KAFKA_VERSION/libs. Data, config, log
@@ -15,6 +17,7 @@ KAFKA_DATA="$KAFKA_RUN/data"
 KAFKA_LOG="$KAFKA_RUN/broker.log"
 KAFKA_PID="$KAFKA_RUN/broker.pid"
 KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+KAFKA_POD_BOOTSTRAP="$HOST_ADDR:$KAFKA_POD_PORT"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-180}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-90}"
@@ -82,7 +85,10 @@ fetch() {
   say "kafka: $(ls "$KAFKA_LIBS" | wc -l) jars ($(du -sh "$KAFKA_LIBS" | cut -f1)) cached in $KAFKA_LIBS after $((SECONDS - started))s"
 }
 
-env_lines() { echo "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP"; }
+env_lines() {
+  echo "KAFKA_BOOTSTRAP_SERVERS=$KAFKA_BOOTSTRAP"
+  echo "KAFKA_POD_BOOTSTRAP_SERVERS=$KAFKA_POD_BOOTSTRAP"
+}
 
 running_pid() {
   [[ -f "$KAFKA_PID" ]] || return 1
@@ -100,11 +106,11 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,POD://$KAFKA_POD_BOOTSTRAP,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,POD://$KAFKA_POD_BOOTSTRAP
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,POD:PLAINTEXT
 log.dirs=$KAFKA_DATA
 # One broker: every internal topic has one replica.
 offsets.topic.replication.factor=1
@@ -225,6 +231,7 @@ start() {
     env_lines
     return 0
   fi
+  ensure_host_addr
   for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
     if port_open "$p"; then say "kafka: port $p is taken by another process; set KAFKA_PORT/KAFKA_CONTROLLER_PORT"; exit 1; fi
   done

@@ -14,12 +14,12 @@ say() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 # Loopback ports of the local stack (override any of them from the environment).
 : "${ETCD_CLIENT_PORT:=23791}" "${ETCD_PEER_PORT:=23801}"
 : "${KUBE_APISERVER_PORT:=16443}"
-: "${KAFKA_PORT:=19092}" "${KAFKA_CONTROLLER_PORT:=19093}"
+: "${KAFKA_PORT:=19092}" "${KAFKA_CONTROLLER_PORT:=19093}" "${KAFKA_POD_PORT:=19094}"
 : "${POSTGRES_PORT:=15432}"
 : "${MOTO_PORT:=15000}"
 : "${FRONTEND_PORT:=18080}" "${USER_SERVICE_PORT:=18081}" "${EVENT_CATALOG_PORT:=18082}" "${BOOKING_SERVICE_PORT:=18083}"
 : "${OPERATOR_METRICS_PORT:=18090}" "${OPERATOR_HEALTH_PORT:=18091}"
-export ETCD_CLIENT_PORT ETCD_PEER_PORT KUBE_APISERVER_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT POSTGRES_PORT \
+export ETCD_CLIENT_PORT ETCD_PEER_PORT KUBE_APISERVER_PORT KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_POD_PORT POSTGRES_PORT \
   MOTO_PORT FRONTEND_PORT USER_SERVICE_PORT EVENT_CATALOG_PORT BOOKING_SERVICE_PORT \
   OPERATOR_METRICS_PORT OPERATOR_HEALTH_PORT TP_CACHE_DIR TP_RUN_DIR
 VENV_DIR="${VENV_DIR:-$REPO_DIR/.venv}"
@@ -57,4 +57,16 @@ stop_process() {
   fi
   rm -f "$pidfile"
   say "$name: stopped"
+}
+
+# HOST_ADDR: this machine's address for what pods must reach (kube-apiserver, Kafka's pod listener,
+# PostgreSQL, the AWS endpoint). Pods cannot reach 127.0.0.1, and 0.0.0.0 would expose the stack to
+# the VM's network, so it is a /32 on the loopback device (this kernel has no dummy interfaces):
+# local to this machine, routable from the pod bridge, never announced outside.
+: "${HOST_ADDR:=10.213.0.1}"
+export HOST_ADDR
+ensure_host_addr() {
+  ip -4 addr show dev lo | grep -q " $HOST_ADDR/" && return 0
+  ip addr add "$HOST_ADDR/32" dev lo
+  say "host address $HOST_ADDR added to lo"
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The AWS API stand-in of the local stack: moto in server mode (DynamoDB, S3, SQS, ...) from the
-# project venv, on http://127.0.0.1:$MOTO_PORT. Its state is in memory: a restart empties it.
+# project venv, on http://$HOST_ADDR:$MOTO_PORT: moto binds one address, and this one serves both
+# this machine and the pods (127.0.0.1 is unreachable from a pod). Its state is in memory: a
+# restart empties it.
 #   stack/moto.sh start|stop|restart|status|env
 # `start` prints the env lines on stdout; progress on stderr.
 set -euo pipefail
@@ -9,7 +11,7 @@ set -euo pipefail
 MOTO_RUN="$TP_RUN_DIR/moto"
 MOTO_LOG="$MOTO_RUN/moto.log"
 MOTO_PID="$MOTO_RUN/moto.pid"
-MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+MOTO_URL="http://$HOST_ADDR:$MOTO_PORT"
 MOTO_START_TIMEOUT="${MOTO_START_TIMEOUT:-60}"
 
 env_lines() {
@@ -27,7 +29,7 @@ running_pid() {
   echo "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$HOST_ADDR/$1") 2>/dev/null; }
 
 # Waits until moto answers an HTTP request (its own API lists the backends' state).
 wait_ready() {
@@ -64,10 +66,11 @@ start() {
     env_lines
     return 0
   fi
+  ensure_host_addr
   if port_open "$MOTO_PORT"; then say "moto: port $MOTO_PORT is taken by another process; set MOTO_PORT"; exit 1; fi
   [[ -f "$MOTO_LOG" ]] && mv -f "$MOTO_LOG" "$MOTO_LOG.1"
   say "moto: starting moto_server on $MOTO_URL, log $MOTO_LOG"
-  launch moto "$MOTO_PID" "$MOTO_LOG" wait_ready "$VENV_DIR/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT"
+  launch moto "$MOTO_PID" "$MOTO_LOG" wait_ready "$VENV_DIR/bin/moto_server" -H "$HOST_ADDR" -p "$MOTO_PORT"
   env_lines
 }
 

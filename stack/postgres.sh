@@ -15,6 +15,8 @@ PG_HOME="$TP_RUN_DIR/postgres"
 
 env_lines() {
   echo "DATABASE_URL=postgresql+psycopg://$PG_USER:$PG_PASSWORD@127.0.0.1:$POSTGRES_PORT/$PG_DB"
+  # What pods use (the platform's database Secret): the same server on $HOST_ADDR.
+  echo "DATABASE_POD_URL=postgresql+psycopg://$PG_USER:$PG_PASSWORD@$HOST_ADDR:$POSTGRES_PORT/$PG_DB"
   echo "POSTGRES_ADMIN_URL=postgresql://$PG_SUPERUSER:$PG_SUPERPASSWORD@127.0.0.1:$POSTGRES_PORT/postgres"
 }
 
@@ -89,7 +91,7 @@ init_cluster() {
 write_config() {
   as_owner tee "$PG_DATA/tp-stack.conf" >/dev/null <<CONF
 # Written by stack/postgres.sh on every start; edit the script, not this file.
-listen_addresses = '127.0.0.1'
+listen_addresses = '127.0.0.1,$HOST_ADDR'
 port = $POSTGRES_PORT
 unix_socket_directories = ''
 max_connections = 200
@@ -98,6 +100,9 @@ log_line_prefix = '%m [%p] %q%u@%d '
 log_timezone = 'UTC'
 timezone = 'UTC'
 CONF
+  # Pods connect from the pod range (10.244.0.0/16) to $HOST_ADDR; initdb only allowed loopback.
+  local rule="host all all 10.244.0.0/16 scram-sha-256"
+  grep -qxF "$rule" "$PG_DATA/pg_hba.conf" || echo "$rule" | as_owner tee -a "$PG_DATA/pg_hba.conf" >/dev/null
 }
 
 ensure_role_and_db() {
@@ -118,6 +123,7 @@ start() {
     say "postgres: already running on 127.0.0.1:$POSTGRES_PORT ($PG_DATA)"
   else
     if port_open "$POSTGRES_PORT"; then say "postgres: port $POSTGRES_PORT is taken by another process; set POSTGRES_PORT"; exit 1; fi
+    ensure_host_addr
     init_cluster
     write_config
     say "postgres: starting on 127.0.0.1:$POSTGRES_PORT, log $PG_LOG"
