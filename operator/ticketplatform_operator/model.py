@@ -112,6 +112,7 @@ class ServiceSpec(ApiModel):
     replicas: int = Field(default=2, ge=0, le=1000, description="Replica count, used when autoscaling is off.")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the container listens on.")
     serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(default="ClusterIP", description="Type of the Kubernetes Service in front of the pods.")
+    nodePort: int | None = Field(default=None, ge=30000, le=32767, description="Fixed node port of the Service when serviceType is NodePort or LoadBalancer; unset: Kubernetes picks one.")
     resources: Resources = Field(default_factory=Resources, description="CPU and memory requests and limits of each pod.")
     env: dict[str, str] = Field(
         default_factory=dict,

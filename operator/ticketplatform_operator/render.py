@@ -169,6 +169,9 @@ def deployment(platform: Platform, service: str) -> dict[str, Any]:
 
 def service(platform: Platform, service: str) -> dict[str, Any]:
     svc = platform.spec.services.by_name()[service]
+    port: dict[str, Any] = {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+    if svc.nodePort is not None and svc.serviceType != "ClusterIP":
+        port["nodePort"] = svc.nodePort
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -176,7 +179,7 @@ def service(platform: Platform, service: str) -> dict[str, Any]:
         "spec": {
             "type": svc.serviceType,
             "selector": selector_labels(platform, service),
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [port],
         },
     }
 
