@@ -19,9 +19,12 @@ declare -A GROUP_PACKAGES=(
   [lua]="lua5.4 jq"
   [python]="python3 python3-venv"
   [images]="debootstrap buildah skopeo umoci"
+  # The real node (stack/node.sh): container runtime, CNI plugins, what kubelet/kube-proxy call,
+  # and a C compiler for the static pause binary.
+  [node]="containerd runc containernetworking-plugins iptables conntrack socat ethtool gcc libc6-dev"
 )
 declare -A GROUP_COMMAND=([java]=java [maven]=mvn [python]=python3)
-ALL_GROUPS=(base java maven postgresql openssl chromium lua python images)
+ALL_GROUPS=(base java maven postgresql openssl chromium lua python images node)
 
 groups=("$@")
 [[ ${#groups[@]} -gt 0 ]] || groups=("${ALL_GROUPS[@]}")
