@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 import prometheus_client
 
-from . import metrics, model
+from . import metrics, model, pods
 from .kube import Kube
 from .reconcile import reconcile
 from .render import MANAGED_BY
@@ -112,7 +112,9 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace
             try:
                 # The context carries Kopf's event queue, so emit() works from the worker thread.
                 ctx = contextvars.copy_context()
-                outcome = await loop.run_in_executor(_pool, ctx.run, reconcile, kube, snapshot, _subsystems, emit)
+                platform_pods = pods.STORE.snapshot(namespace, name)
+                outcome = await loop.run_in_executor(_pool, ctx.run, reconcile, kube, snapshot, _subsystems, emit,
+                                                     platform_pods)
                 if outcome.written:
                     state.written_rv = snapshot["metadata"].get("resourceVersion")
                     state.written_status = outcome.status
@@ -161,6 +163,16 @@ async def _owner_changed(labels: dict[str, str], namespace: str, **_: Any) -> No
 for _group, _version, _plural in (("apps", "v1", "deployments"), ("", "v1", "services"),
                                   ("autoscaling", "v2", "horizontalpodautoscalers")):
     kopf.on.event(_group, _version, _plural, labels=CHILD_LABELS, id=f"child-{_plural}")(_owner_changed)
+
+
+@kopf.on.event("", "v1", "pods", labels={**CHILD_LABELS, "app.kubernetes.io/instance": kopf.PRESENT}, id="child-pods")
+async def pod_changed(type: str | None, body: kopf.Body, **_: Any) -> None:
+    """The platforms' pods, summarised into pods.STORE (what the kubelet says about each container);
+    the owner is kicked only when something status shows has changed."""
+    raw = dict(body)
+    owner = pods.STORE.remove(raw) if type == "DELETED" else pods.STORE.update(raw)
+    if owner:
+        _kick(*owner)
 
 
 @kopf.on.probe(id="reconcile_loops")

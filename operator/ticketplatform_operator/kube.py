@@ -28,6 +28,7 @@ class Kind:
 KINDS = {
     "Deployment": Kind("apps/v1", "deployments"),
     "Service": Kind("v1", "services"),
+    "Pod": Kind("v1", "pods"),
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
     "ServiceMonitor": Kind("monitoring.coreos.com/v1", "servicemonitors"),
     "TicketPlatform": Kind("ticketing.io/v1alpha1", "ticketplatforms"),

@@ -208,6 +208,18 @@ class DataprocSpec(ApiModel):
     connectorJarUri: str = Field(pattern=r"^gs://.+\.jar$", description="GCS URI of the Flink Kafka connector jar.")
 
 
+class KubernetesAnalyticsSpec(ApiModel):
+    """The analytics job as a pod in the platform's namespace (engine kubernetes)."""
+
+    image: str = Field(default=_image("analytics-job"), pattern=IMAGE_PATTERN, description="Container image of the analytics job (PyFlink with the Kafka connector; its default command runs the job, configured through TP_ANALYTICS_* environment variables).")
+    resources: Resources = Field(
+        default_factory=lambda: Resources(requests=Quantities(cpu="250m", memory="1Gi"),
+                                          limits=Quantities(cpu="2", memory="1536Mi")),
+        description="CPU and memory of the job's pod: Flink's JobManager and TaskManager share one JVM, so about 1Gi of memory is a sensible request.",
+    )
+    checkpointClaimName: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="Name of an existing PersistentVolumeClaim (ReadWriteOnce is enough) for the job's checkpoints, so they survive the pod being replaced. Unset: an emptyDir, which keeps checkpoints across container restarts only; a new pod resumes from the consumer-group offsets the last checkpoint committed.")
+
+
 class AnalyticsSpec(ApiModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -218,12 +230,13 @@ class AnalyticsSpec(ApiModel):
         }
     )
     enabled: bool = Field(default=True, description="Run the real-time booking analytics job.")
-    engine: Literal["local", "dataproc"] = Field(default="local", description="Where the Flink job runs: local (Flink from PyFlink on this machine) or dataproc.")
+    engine: Literal["local", "dataproc", "kubernetes"] = Field(default="local", description="Where the Flink job runs: local (Flink from PyFlink on the operator's machine), dataproc, or kubernetes (a pod in the platform's namespace).")
     windowSeconds: int = Field(default=60, ge=1, le=86400, description="Length of the tumbling event-time window, in seconds.")
     outOfOrdernessSeconds: int = Field(default=5, ge=0, le=3600, description="How late an event may arrive and still be counted, in seconds.")
     parallelism: int = Field(default=1, ge=1, le=256, description="Flink job parallelism.")
     jobFile: str = Field(default="flink/analytics_job.py", min_length=1, description="Path of the job file for the local engine.")
     dataproc: DataprocSpec | None = Field(default=None, description="Dataproc settings, required when engine is dataproc.")
+    kubernetes: KubernetesAnalyticsSpec = Field(default_factory=KubernetesAnalyticsSpec, description="Settings of the kubernetes engine: image, resources, checkpoint volume.")
 
     @model_validator(mode="after")
     def _dataproc_settings(self) -> "AnalyticsSpec":
@@ -265,7 +278,7 @@ class TopicState(BaseModel):
 
 
 class AnalyticsStatus(BaseModel):
-    engine: str = Field(default="", description="local or dataproc.")
+    engine: str = Field(default="", description="local, dataproc or kubernetes.")
     state: str = Field(default="", description="Job state: PENDING, RUNNING, RESTARTING, FAILED, CANCELLED, UNKNOWN; Disabled or NotConfigured when no job runs.")
     jobId: str | None = Field(default=None, description="Id of the running job.")
     lastStateChange: str | None = Field(default=None, description="When the job state last changed.")

@@ -15,7 +15,7 @@ from . import metrics, render
 from .apply import apply_children
 from .kube import Kube
 from .model import describe_validation_error
-from .observe import observe
+from .observe import deployments_condition, observe
 from .status import CondResult, build_status, same_status
 from .subsystems import Subsystems
 
@@ -31,8 +31,12 @@ class Outcome:
 
 
 def reconcile(kube: Kube, body: dict[str, Any], subsystems: Subsystems,
-              emit: Callable[[str, str, str], None] | None = None) -> Outcome:
-    """Bring one TicketPlatform's children in line and record its status. Writes only on change."""
+              emit: Callable[[str, str, str], None] | None = None,
+              pods: list[dict[str, Any]] | None = None) -> Outcome:
+    """Bring one TicketPlatform's children in line and record its status. Writes only on change.
+
+    `pods`: summaries of the platform's pods from the operator's pod watch (pods.STORE); None
+    makes observe and the kubernetes analytics engine list them from the apiserver."""
     started = time.monotonic()
     meta = body["metadata"]
     generation = meta.get("generation")
@@ -62,15 +66,9 @@ def reconcile(kube: Kube, body: dict[str, Any], subsystems: Subsystems,
                                             "children_created": report.created, "children_updated": report.updated,
                                             "children_deleted": report.deleted})
 
-    obs = observe(kube, platform)
+    obs = observe(kube, platform, pods)
     if report is not None:
-        if obs.stalled:
-            results.append(CondResult("DeploymentsReady", "False", "RolloutStalled", f"rollout past its deadline: {', '.join(obs.stalled)}"))
-        elif obs.not_ready:
-            detail = ", ".join(f"{n} {obs.services[n].ready}/{obs.services[n].desired}" for n in obs.not_ready)
-            results.append(CondResult("DeploymentsReady", "False", "ServicesNotReady", f"waiting for {detail}"))
-        else:
-            results.append(CondResult("DeploymentsReady", "True", "AllServicesReady", "All four services have their replicas ready."))
+        results.append(deployments_condition(obs))
 
     if not monitoring_on:
         results.append(CondResult("MonitoringReady", "True", "Disabled", "spec.monitoring.enabled is false."))
@@ -81,7 +79,7 @@ def reconcile(kube: Kube, body: dict[str, Any], subsystems: Subsystems,
                                   f"CRD {SERVICEMONITOR_CRD} is not installed (Prometheus Operator); ServiceMonitor skipped."))
     topics_cond, topics = subsystems.topics(platform.spec)
     analytics_cond, analytics = subsystems.analytics(platform.namespace, platform.name, platform.spec,
-                                                     previous.get("analytics"))
+                                                     previous.get("analytics"), uid=platform.uid, pods=pods)
     results += [topics_cond, analytics_cond]
     return _record(kube, body, previous, generation, results, emit, started,
                    services={k: v.model_dump() for k, v in obs.services.items()}, ready_services=obs.ready_count,

@@ -15,7 +15,7 @@ SUBSYSTEMS = ("DeploymentsReady", "MonitoringReady", "TopicsReady", "AnalyticsRe
 # they are reported but do not hold the platform back from Ready.
 NEUTRAL_REASONS = {"Disabled", "ServiceMonitorCRDNotInstalled", "KafkaNotConfigured"}
 ERROR_REASONS = {"ApplyFailed", "KafkaUnavailable", "ShrinkRefused", "ReplicationChangeRefused", "TopicError",
-                 "JobFailed", "EngineUnavailable", "RolloutStalled"}
+                 "JobFailed", "EngineUnavailable", "RolloutStalled", "ServiceFailing"}
 
 
 def now() -> str:

@@ -94,7 +94,10 @@ class Subsystems:
             return self._engines[name]
 
     def analytics(self, namespace: str, name: str, spec: TicketPlatformSpec,
-                  previous: dict[str, Any] | None) -> tuple[CondResult, AnalyticsStatus]:
+                  previous: dict[str, Any] | None, uid: str | None = None,
+                  pods: list[dict[str, Any]] | None = None) -> tuple[CondResult, AnalyticsStatus]:
+        """`uid` (the TicketPlatform's) owns what an engine creates in the cluster; `pods` (summaries
+        from the pod watch) spare the kubernetes engine a pod list."""
         settings = spec.analytics
         previous = previous or {}
         if not settings.enabled or not spec.kafka.bootstrapServers:
@@ -110,7 +113,9 @@ class Subsystems:
             previous = {}
         started = time.monotonic()
         try:
-            job = self.engine(settings.engine).ensure(request_from_spec(namespace, name, spec), JobStatus.from_status(previous))
+            request = request_from_spec(namespace, name, spec, owner_uid=uid)
+            extra = {"pods": pods} if settings.engine == "kubernetes" and pods is not None else {}
+            job = self.engine(settings.engine).ensure(request, JobStatus.from_status(previous), **extra)
         finally:
             metrics.EXTERNAL_SECONDS.labels(target=f"analytics-{settings.engine}").observe(time.monotonic() - started)
         status = AnalyticsStatus(engine=settings.engine, state=job.state, jobId=job.job_id,

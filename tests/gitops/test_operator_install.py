@@ -42,6 +42,8 @@ GRANTED = {
     ("watch", "deployments", "apps"): "observed",
     ("create", "deployments", "apps"): "server-side apply that creates (dry-run below)",
     ("patch", "deployments", "apps"): "observed-or-dry-run",
+    ("list", "pods", ""): "observed",  # the pod watch (why a service is not running)
+    ("watch", "pods", ""): "observed",
     ("get", "services", ""): "observed",
     ("list", "services", ""): "observed",
     ("watch", "services", ""): "observed",

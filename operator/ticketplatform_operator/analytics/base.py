@@ -37,7 +37,10 @@ TERMINAL_STATES = frozenset({CANCELLED, FAILED, DONE})
 HEALTHY_STATES = frozenset({RUNNING})
 
 # Fields of a JobRequest that do not describe the job itself, so they are left out of spec_hash.
-_NOT_HASHED = {"namespace", "name", "spec_hash"}
+_NOT_HASHED = {"namespace", "name", "spec_hash", "owner_uid"}
+# Fields added after jobs were already running: left out of spec_hash while unset, so an operator
+# upgrade does not restart the jobs of the other engines.
+_HASHED_WHEN_SET = {"image", "resources", "checkpoint_claim", "placement"}
 
 
 def utc_now() -> str:
@@ -83,17 +86,26 @@ class JobRequest:
     flink_properties: tuple[tuple[str, str], ...] = ()
     # local
     work_dir: str | None = None              # default: <engine run dir>/<namespace>-<name>
+    # kubernetes
+    image: str | None = None
+    resources: tuple[tuple[str, str], ...] = ()   # (("limits.cpu", "2"), ("requests.memory", "1Gi"), ...)
+    checkpoint_claim: str | None = None      # PersistentVolumeClaim for checkpoints; None: emptyDir
+    placement: str | None = None             # canonical JSON {nodeSelector, tolerations} of the pod
+    owner_uid: str | None = None             # the TicketPlatform's uid, for ownerReferences (not hashed)
 
     @classmethod
     def build(cls, namespace: str, name: str, **fields: Any) -> "JobRequest":
         """A request whose spec_hash is computed from its job-shaping fields."""
         if isinstance(fields.get("flink_properties"), Mapping):
             fields["flink_properties"] = tuple(sorted((str(k), str(v)) for k, v in fields["flink_properties"].items()))
+        if isinstance(fields.get("resources"), Mapping):
+            fields["resources"] = tuple(sorted((str(k), str(v)) for k, v in fields["resources"].items()))
         draft = cls(namespace=namespace, name=name, spec_hash="", **fields)
         return dataclasses.replace(draft, spec_hash=draft.compute_spec_hash())
 
     def compute_spec_hash(self) -> str:
-        shaped = {k: v for k, v in dataclasses.asdict(self).items() if k not in _NOT_HASHED}
+        shaped = {k: v for k, v in dataclasses.asdict(self).items()
+                  if k not in _NOT_HASHED and not (k in _HASHED_WHEN_SET and not v)}
         text = json.dumps(shaped, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -143,8 +155,27 @@ def request_from_spec(namespace: str, name: str, spec: Any, **overrides: Any) ->
     if analytics.engine == "dataproc" and dp is not None:
         fields.update(project_id=dp.projectId, region=dp.region, cluster_name=dp.cluster,
                       job_file_uri=dp.jobFileUri, connector_jar_uri=dp.connectorJarUri)
+    k8s = getattr(analytics, "kubernetes", None)
+    if analytics.engine == "kubernetes" and k8s is not None:
+        res = k8s.resources
+        fields.update(image=k8s.image, checkpoint_claim=k8s.checkpointClaimName,
+                      resources={f"{kind}.{name}": getattr(getattr(res, kind), name)
+                                 for kind in ("requests", "limits") for name in ("cpu", "memory")})
+        # The platform-wide spec.placement's nodeSelector and tolerations (where the services go,
+        # the job goes); getattr: specs of models without placement still parse.
+        placement = getattr(spec, "placement", None)
+        if placement is not None:
+            fields["placement"] = placement_json(placement)
     fields.update(overrides)
     return JobRequest.build(namespace, name, **fields)
+
+
+def placement_json(placement: Any) -> str | None:
+    """Canonical JSON of the nodeSelector and tolerations of a placement model (spec.placement),
+    whatever its exact class: only those two fields are read."""
+    data = placement.model_dump(exclude_none=True) if hasattr(placement, "model_dump") else dict(placement)
+    picked = {k: data[k] for k in ("nodeSelector", "tolerations") if data.get(k)}
+    return json.dumps(picked, sort_keys=True) if picked else None
 
 
 @dataclass
