@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build and push the operator's and the four services' container images.
+# Build and push the operator's, the four services' and the analytics job's container images.
 #
 #   scripts/build-images.sh REGISTRY [TAG]
 #
@@ -9,15 +9,18 @@
 #   TAG       image tag; default: the project version in pyproject.toml
 #
 # Names: operator, frontend, user-service, event-catalog, booking-service (as in
-# examples/production.yaml and terraform's ecr_repositories). Log in to the registry first
-# (e.g. `aws ecr get-login-password | docker login --username AWS --password-stdin <registry host>`).
+# examples/production.yaml and terraform's ecr_repositories), analytics-job (flink/Dockerfile).
+# Log in to the registry first (e.g. `aws ecr get-login-password | docker login --username AWS
+# --password-stdin <registry host>`).
 #
 # Environment: CONTAINER_ENGINE=docker|podman (default: docker if present, else podman),
-# PLATFORM (default linux/amd64), PUSH=0 to build only, ONLY="operator frontend" for a subset.
+# PLATFORM (default linux/amd64), PUSH=0 to build only, ONLY="operator frontend" for a subset,
+# BASE_IMAGE to build on another base than the Dockerfiles' python:3.11.11-slim-bookworm.
+# Without a registry or Docker (this project's local machine), use stack/images.sh instead.
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -56,8 +59,9 @@ declare -A DOCKERFILES=(
   [user-service]=services/docker/user-service.Dockerfile
   [event-catalog]=services/docker/event-catalog.Dockerfile
   [booking-service]=services/docker/booking-service.Dockerfile
+  [analytics-job]=flink/Dockerfile
 )
-ORDER=(operator frontend user-service event-catalog booking-service)
+ORDER=(operator frontend user-service event-catalog booking-service analytics-job)
 NAMES=(${ONLY:-${ORDER[@]}})
 for name in "${NAMES[@]}"; do
   [[ -n "${DOCKERFILES[$name]:-}" ]] || { echo "build-images: unknown image '$name' (one of: ${ORDER[*]})" >&2; exit 2; }
@@ -67,16 +71,19 @@ done
 # build caches of several GiB that must not be sent to the engine).
 CONTEXT=$(mktemp -d "${TMPDIR:-/tmp}/ticketplatform-images.XXXXXX")
 trap 'rm -rf "$CONTEXT"' EXIT
-mkdir -p "$CONTEXT/operator" "$CONTEXT/services"
+mkdir -p "$CONTEXT/operator" "$CONTEXT/services" "$CONTEXT/flink"
 cp "$REPO_DIR/requirements.txt" "$CONTEXT/"
 cp -R "$REPO_DIR/operator/ticketplatform_operator" "$REPO_DIR/operator/Dockerfile" "$CONTEXT/operator/"
 cp -R "$REPO_DIR/services/." "$CONTEXT/services/"
+cp "$REPO_DIR/flink/Dockerfile" "$REPO_DIR/flink/requirements.txt" "$REPO_DIR/flink/analytics_job.py" "$CONTEXT/flink/"
 find "$CONTEXT" \( -name __pycache__ -o -name '*.pyc' -o -name '*.egg-info' \) -prune -exec rm -rf {} +
 
 revision=$(git -C "$REPO_DIR" rev-parse HEAD 2>/dev/null || echo unknown)
 created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 built=()
+base_args=()
+[[ -z "${BASE_IMAGE:-}" ]] || base_args=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 for name in "${NAMES[@]}"; do
   image="$REGISTRY/$name:$TAG"
   echo "==> $ENGINE build $image (${DOCKERFILES[$name]})"
@@ -84,6 +91,7 @@ for name in "${NAMES[@]}"; do
     --platform "$PLATFORM" \
     --file "$CONTEXT/${DOCKERFILES[$name]}" \
     --tag "$image" \
+    "${base_args[@]}" \
     --label "org.opencontainers.image.title=ticketplatform-$name" \
     --label "org.opencontainers.image.version=$TAG" \
     --label "org.opencontainers.image.revision=$revision" \

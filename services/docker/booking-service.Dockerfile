@@ -1,6 +1,9 @@
 # booking-service: build from the repository root (it needs services/ticketing_common and requirements.txt):
 #   docker build -f services/docker/booking-service.Dockerfile -t ticketplatform/booking-service .
-FROM python:3.11.11-slim-bookworm
+# The base is a build argument: without a registry, stack/images.sh passes a base built locally from
+# Debian packages (python/pip on PATH as in this default).
+ARG BASE_IMAGE=python:3.11.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
@@ -20,11 +23,12 @@ USER 10001
 
 ENV PYTHONPATH=/app PORT=8080 WEB_CONCURRENCY=2 GUNICORN_THREADS=8 SERVICE_NAME=booking-service \
     PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus \
-    OUTBOX_RELAY=embedded
+    OUTBOX_RELAY=off
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
   CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT','8080'), timeout=2)"
-# Migration, then gunicorn; with OUTBOX_RELAY=embedded each worker runs an outbox relay thread (an
-# advisory lock lets one publish at a time). For a separate relay Deployment set OUTBOX_RELAY=off
-# here and run the same image with: python -m booking_service.relay
-CMD ["sh", "-c", "python -m booking_service.migrate && exec gunicorn -c python:ticketing_common.gunicorn_conf booking_service.wsgi:app"]
+# The web server only. The same image also runs, as the operator renders them: the schema migration
+# (`python -m booking_service.migrate`, an init container) and the outbox relay, one per platform
+# (`python -m booking_service.relay`, its own Deployment); OUTBOX_RELAY=embedded would instead run a
+# relay thread in every worker.
+CMD ["gunicorn", "-c", "python:ticketing_common.gunicorn_conf", "booking_service.wsgi:app"]

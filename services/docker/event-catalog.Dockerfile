@@ -1,6 +1,9 @@
 # event-catalog: build from the repository root (it needs services/ticketing_common and requirements.txt):
 #   docker build -f services/docker/event-catalog.Dockerfile -t ticketplatform/event-catalog .
-FROM python:3.11.11-slim-bookworm
+# The base is a build argument: without a registry, stack/images.sh passes a base built locally from
+# Debian packages (python/pip on PATH as in this default).
+ARG BASE_IMAGE=python:3.11.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
@@ -23,5 +26,6 @@ ENV PYTHONPATH=/app PORT=8080 WEB_CONCURRENCY=2 GUNICORN_THREADS=8 SERVICE_NAME=
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s \
   CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT','8080'), timeout=2)"
-# The migration (advisory-locked, safe with several replicas) runs before gunicorn starts.
-CMD ["sh", "-c", "python -m event_catalog.migrate && exec gunicorn -c python:ticketing_common.gunicorn_conf event_catalog.wsgi:app"]
+# The web server only: the schema migration (`python -m event_catalog.migrate`, advisory-locked,
+# CATALOG_SEED=true|false for the demo events) runs before it as an init container the operator renders.
+CMD ["gunicorn", "-c", "python:ticketing_common.gunicorn_conf", "event_catalog.wsgi:app"]

@@ -1,6 +1,9 @@
 # frontend: build from the repository root (it needs services/ticketing_common and requirements.txt):
 #   docker build -f services/docker/frontend.Dockerfile -t ticketplatform/frontend .
-FROM python:3.11.11-slim-bookworm
+# The base is a build argument: without a registry, stack/images.sh passes a base built locally from
+# Debian packages (python/pip on PATH as in this default).
+ARG BASE_IMAGE=python:3.11.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
