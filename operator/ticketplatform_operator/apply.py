@@ -11,7 +11,7 @@ from .kube import Kube
 from .render import Platform, platform_labels
 
 # Kinds the operator may create conditionally, so stale ones must be pruned.
-PRUNABLE = ("HorizontalPodAutoscaler", "ServiceMonitor")
+PRUNABLE = ("HorizontalPodAutoscaler", "PodDisruptionBudget", "ServiceMonitor")
 
 
 def _same_scalar(want: Any, have: Any) -> bool:

@@ -161,7 +161,8 @@ async def _owner_changed(labels: dict[str, str], namespace: str, **_: Any) -> No
 
 
 for _group, _version, _plural in (("apps", "v1", "deployments"), ("", "v1", "services"),
-                                  ("autoscaling", "v2", "horizontalpodautoscalers")):
+                                  ("autoscaling", "v2", "horizontalpodautoscalers"),
+                                  ("policy", "v1", "poddisruptionbudgets")):
     kopf.on.event(_group, _version, _plural, labels=CHILD_LABELS, id=f"child-{_plural}")(_owner_changed)
 
 

@@ -30,6 +30,7 @@ KINDS = {
     "Service": Kind("v1", "services"),
     "Pod": Kind("v1", "pods"),
     "HorizontalPodAutoscaler": Kind("autoscaling/v2", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": Kind("policy/v1", "poddisruptionbudgets"),
     "ServiceMonitor": Kind("monitoring.coreos.com/v1", "servicemonitors"),
     "TicketPlatform": Kind("ticketing.io/v1alpha1", "ticketplatforms"),
     "CustomResourceDefinition": Kind("apiextensions.k8s.io/v1", "customresourcedefinitions"),

@@ -2,10 +2,10 @@
 generated from it (crd.py), the operator parses every object with it, and `render` consumes it."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from kubernetes.utils.quantity import parse_quantity
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 GROUP = "ticketing.io"
 VERSION = "v1alpha1"
@@ -26,6 +26,12 @@ IMAGE_PATTERN = (
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 TOPIC_NAME_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
+# Kubernetes label keys ([prefix/]name) and values, as the apiserver validates them.
+LABEL_KEY_PATTERN = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+                     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+INT_OR_PERCENT_PATTERN = r"^[0-9]{1,3}%$"
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/ticketplatform"
 DEFAULT_IMAGE_TAG = "0.1.0"
 
@@ -93,6 +99,7 @@ class Autoscaling(ApiModel):
     minReplicas: int = Field(default=2, ge=1, le=1000, description="Lower bound of replicas the autoscaler keeps.")
     maxReplicas: int = Field(default=10, ge=1, le=1000, description="Upper bound of replicas the autoscaler may scale to.")
     targetCPUUtilization: int = Field(default=70, ge=1, le=100, description="Average CPU utilisation (percent of requests) the autoscaler aims for.")
+    scaleDownStabilizationSeconds: int = Field(default=300, ge=0, le=3600, description="How long the autoscaler waits after load drops before removing replicas (behavior.scaleDown.stabilizationWindowSeconds), in seconds.")
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> "Autoscaling":
@@ -103,6 +110,131 @@ class Autoscaling(ApiModel):
 
 def _autoscaling_on() -> Autoscaling:
     return Autoscaling(enabled=True)
+
+
+class Toleration(ApiModel):
+    """A toleration of a node taint, as in a pod spec."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("self.operator != 'Exists' || !has(self.value) || self.value == ''",
+                     "value must be empty when operator is Exists", ".value", plain=True),
+                _cel("(has(self.key) && self.key != '') || self.operator == 'Exists'",
+                     "operator must be Exists when key is empty", ".operator", plain=True),
+                _cel("!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+                     "tolerationSeconds requires effect NoExecute", ".tolerationSeconds", plain=True),
+            ]
+        }
+    )
+    key: str | None = Field(default=None, pattern=LABEL_KEY_PATTERN, max_length=316, description="Taint key the toleration applies to; empty with operator Exists matches every taint.")
+    operator: Literal["Exists", "Equal"] = Field(default="Equal", description="Equal (key and value match) or Exists (any value).")
+    value: str | None = Field(default=None, pattern=LABEL_VALUE_PATTERN, max_length=63, description="Taint value to match when operator is Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(default=None, description="Taint effect to match; empty matches every effect.")
+    tolerationSeconds: int | None = Field(default=None, ge=0, le=2147483647, description="With effect NoExecute: how long the pod stays bound after the taint appears, in seconds.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Toleration":
+        if self.operator == "Exists" and self.value:
+            raise ValueError("value must be empty when operator is Exists")
+        if not self.key and self.operator != "Exists":
+            raise ValueError("operator must be Exists when key is empty")
+        if self.tolerationSeconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds requires effect NoExecute")
+        return self
+
+
+SpreadPolicy = Literal["ScheduleAnyway", "DoNotSchedule"]
+
+
+class TopologySpread(ApiModel):
+    """Spread of a service's replicas (rendered as topologySpreadConstraints over the service's pods)."""
+
+    nodes: SpreadPolicy | None = Field(default=None, description="Spread across nodes (kubernetes.io/hostname): ScheduleAnyway prefers it, DoNotSchedule requires it. Unset: no constraint.")
+    zones: SpreadPolicy | None = Field(default=None, description="Spread across zones (topology.kubernetes.io/zone): ScheduleAnyway prefers it, DoNotSchedule requires it. Unset: no constraint.")
+    maxSkew: int = Field(default=1, ge=1, le=100, description="Largest allowed difference in replica count between two nodes (or zones).")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    # An unset int-or-string has no default in the CRD (a null default would be invalid there).
+    schema.pop("default", None)
+
+
+# An absolute count or a percentage ("50%"), like a PodDisruptionBudget's own fields.
+IntOrPercent = Annotated[int | str | None, WithJsonSchema({"x-kubernetes-int-or-string": True})]
+
+
+def _int_or_percent_rule(field: str) -> dict[str, str]:
+    return _cel(f"!has(self.{field}) || (type(self.{field}) == int ? int(self.{field}) >= 0 : "
+                f"string(self.{field}).matches('{INT_OR_PERCENT_PATTERN}'))",
+                f"{field} must be a non-negative integer or a percentage such as 50%", f".{field}", plain=True)
+
+
+class DisruptionBudget(ApiModel):
+    """A PodDisruptionBudget for the service's pods: set exactly one of the two fields."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("has(self.minAvailable) != has(self.maxUnavailable)",
+                     "set exactly one of minAvailable and maxUnavailable", None, plain=True),
+                _int_or_percent_rule("minAvailable"),
+                _int_or_percent_rule("maxUnavailable"),
+            ]
+        }
+    )
+    minAvailable: IntOrPercent = Field(default=None, json_schema_extra=_no_default, description="Pods that must stay available during voluntary disruptions (node drains): a count, or a percentage such as 50%.")
+    maxUnavailable: IntOrPercent = Field(default=None, json_schema_extra=_no_default, description="Pods that may be unavailable during voluntary disruptions (node drains): a count, or a percentage such as 25%.")
+
+    @field_validator("minAvailable", "maxUnavailable")
+    @classmethod
+    def _int_or_percent(cls, value: int | str | None) -> int | str | None:
+        import re
+
+        if value is None or (isinstance(value, int) and value >= 0):
+            return value
+        if isinstance(value, str) and re.match(INT_OR_PERCENT_PATTERN, value) and int(value[:-1]) <= 100:
+            return value
+        raise ValueError("must be a non-negative integer or a percentage such as 50%")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "DisruptionBudget":
+        if (self.minAvailable is None) == (self.maxUnavailable is None):
+            raise ValueError("set exactly one of minAvailable and maxUnavailable")
+        return self
+
+
+class Placement(ApiModel):
+    """Where pods run. spec.placement applies to every service; a field set under
+    spec.services.<name>.placement replaces that field for the one service (unset fields inherit)."""
+
+    nodeSelector: dict[str, Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=63)]] | None = Field(
+        default=None,
+        description="Node labels the pods require, e.g. {kubernetes.io/arch: amd64}.",
+        json_schema_extra={"maxProperties": 64, "x-kubernetes-validations": [
+            _cel("self.all(k, k.size() <= 316 && k.matches('" + LABEL_KEY_PATTERN + "'))",
+                 "'node selector keys must be label keys ([prefix/]name)'")]},
+    )
+    tolerations: list[Toleration] | None = Field(default=None, max_length=32, description="Taints the pods tolerate, e.g. to run on dedicated or fake (kwok) nodes.")
+    spread: TopologySpread | None = Field(default=None, description="Spread of replicas across nodes and zones.")
+    podDisruptionBudget: DisruptionBudget | None = Field(default=None, description="A PodDisruptionBudget per service (minAvailable or maxUnavailable); unset: none.")
+
+    @field_validator("nodeSelector")
+    @classmethod
+    def _label_keys(cls, selector: dict[str, str] | None) -> dict[str, str] | None:
+        import re
+
+        bad = [k for k in selector or {} if len(k) > 316 or not re.match(LABEL_KEY_PATTERN, k)]
+        if bad:
+            raise ValueError(f"node selector keys must be label keys ([prefix/]name): {', '.join(bad)}")
+        return selector
+
+    def merged(self, override: "Placement | None") -> "Placement":
+        """This (platform-wide) placement with the fields `override` sets replacing its own."""
+        if override is None:
+            return self
+        changes = {name: getattr(override, name) for name in type(self).model_fields if getattr(override, name) is not None}
+        return self.model_copy(update=changes)
 
 
 class ServiceSpec(ApiModel):
@@ -121,9 +253,10 @@ class ServiceSpec(ApiModel):
             _cel("self.all(k, k.matches('" + ENV_NAME_PATTERN + "'))",
                  "'environment variable names must match " + ENV_NAME_PATTERN + "'")]},
     )
-    secretRef: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", description="Name of a Secret in the same namespace whose keys become environment variables (credentials such as DATABASE_URL).")
+    secretRef: str | None = Field(default=None, pattern=SECRET_NAME_PATTERN, description="Name of a Secret in the same namespace whose keys become environment variables (credentials such as DATABASE_URL).")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Horizontal pod autoscaling on CPU.")
     serviceAccountName: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253, description="ServiceAccount the pods run as, e.g. one annotated with the IAM role Terraform made for this service (IRSA); the operator does not create it.")
+    placement: Placement = Field(default_factory=Placement, description="Placement of this service's pods; each field set here replaces the same field of spec.placement.")
 
     @field_validator("env")
     @classmethod
@@ -154,13 +287,20 @@ class UserServiceSpec(ServiceSpec):
     autoscaling: Autoscaling = Field(default_factory=_autoscaling_on, description="Horizontal pod autoscaling on CPU; on by default (2 to 10 replicas).")
 
 
-class EventCatalogSpec(ServiceSpec):
+class DatabaseServiceSpec(ServiceSpec):
+    """A service with a PostgreSQL schema: its migration runs in an init container of each pod."""
+
+    migrationSecretRef: str | None = Field(default=None, pattern=SECRET_NAME_PATTERN, description="Secret whose keys become the environment of the migration init container (a DATABASE_URL with the schema owner's role); unset: secretRef.")
+
+
+class EventCatalogSpec(DatabaseServiceSpec):
     """Serves the event catalogue from PostgreSQL."""
 
     image: str = Field(default=_image("event-catalog"), pattern=IMAGE_PATTERN, description="Container image of the event catalog.")
+    seedDemoData: bool = Field(default=False, description="Fill an empty catalogue with demo events when the schema is migrated (for demos and local runs).")
 
 
-class BookingServiceSpec(ServiceSpec):
+class BookingServiceSpec(DatabaseServiceSpec):
     """Books tickets and publishes them to Kafka."""
 
     image: str = Field(default=_image("booking-service"), pattern=IMAGE_PATTERN, description="Container image of the booking service.")
@@ -251,6 +391,11 @@ class TicketPlatformSpec(ApiModel):
     kafka: KafkaSpec = Field(default_factory=KafkaSpec, description="Kafka connection and the topics the operator manages.")
     analytics: AnalyticsSpec = Field(default_factory=AnalyticsSpec, description="The Flink analytics job.")
     url: str | None = Field(default=None, pattern=r"^https?://.+", description="Public URL of the UI; when unset the operator reports the frontend Service's load-balancer address.")
+    placement: Placement = Field(default_factory=Placement, description="Placement of every service's pods (node selector, tolerations, spread, disruption budget); spec.services.<name>.placement overrides it field by field.")
+
+    def placement_for(self, service: str) -> Placement:
+        """The effective placement of one service."""
+        return self.placement.merged(self.services.by_name()[service].placement)
 
 
 # ---- status -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from .kube import Kube
 from .model import SERVICE_NAMES, ServiceStatus
 from .pods import component_problem, summarize
-from .render import Platform, SERVICE_PORT, platform_labels
+from .render import RELAY, Platform, SERVICE_PORT, platform_labels
 from .status import CondResult
 
 
@@ -27,7 +27,8 @@ class Observation:
 
     @property
     def ready_count(self) -> int:
-        return len(SERVICE_NAMES) - len(self.not_ready)
+        # The N of "N/4": the four services only (the outbox relay counts toward DeploymentsReady).
+        return len([n for n in SERVICE_NAMES if n not in self.not_ready])
 
 
 def _deployment_status(dep: dict[str, Any] | None, floor: int) -> tuple[ServiceStatus, bool, bool]:
@@ -101,6 +102,13 @@ def observe(kube: Kube, platform: Platform, pods: Sequence[dict[str, Any]] | Non
             obs.not_ready.append(name)
         if stalled:
             obs.stalled.append(name)
+    # The outbox relay (replicas 1, or 0 without Kafka) is part of DeploymentsReady as "outbox-relay".
+    status, ready, stalled = _deployment_status(kube.get("Deployment", platform.namespace, platform.child_name(RELAY)), 0)
+    obs.services[RELAY] = status
+    if not ready:
+        obs.not_ready.append(RELAY)
+    if stalled:
+        obs.stalled.append(RELAY)
     obs.url = frontend_url(platform, kube.get("Service", platform.namespace, platform.child_name("frontend")))
     if obs.not_ready:
         pod_problems(obs, list_pods(kube, platform) if pods is None else pods)

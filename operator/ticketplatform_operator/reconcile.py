@@ -54,7 +54,7 @@ def reconcile(kube: Kube, body: dict[str, Any], subsystems: Subsystems,
     monitors_installed = kube.has_crd(SERVICEMONITOR_CRD)
     monitoring_available = monitoring_on and monitors_installed
     desired = render.render(platform, include_monitoring=monitoring_available)
-    prunable = ("HorizontalPodAutoscaler", "ServiceMonitor") if monitors_installed else ("HorizontalPodAutoscaler",)
+    prunable = ("HorizontalPodAutoscaler", "PodDisruptionBudget") + (("ServiceMonitor",) if monitors_installed else ())
     try:
         report = apply_children(kube, platform, desired, prunable=prunable)
     except ApiException as exc:

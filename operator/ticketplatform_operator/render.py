@@ -4,19 +4,34 @@ No cluster access here, so `ticketctl render` prints exactly what the operator w
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from . import model
-from .model import SERVICE_NAMES, ServiceSpec, TicketPlatformSpec
+from .model import SERVICE_NAMES, DatabaseServiceSpec, Placement, ServiceSpec, TicketPlatformSpec
 
 MANAGED_BY = "ticketplatform-operator"
 PART_OF = "ticketplatform"
 CONFIG_HASH_ANNOTATION = "ticketing.io/config-hash"
 SERVICE_PORT = 80
 RUN_AS_USER = 10001
+
+# The root filesystem is read-only; everything that writes (gunicorn's worker heartbeat files,
+# prometheus-client's multiprocess files, Python's tempfile) writes into this emptyDir.
+TMP_VOLUME = "tmp"
+TMP_DIR = "/tmp"
+TMP_SIZE_LIMIT = "64Mi"
+METRICS_DIR = f"{TMP_DIR}/prometheus"
+
+# The outbox relay: one process per platform, in its own Deployment (never one per web worker).
+RELAY = "outbox-relay"
+RELAY_PORT = 8080
+RELAY_COMMAND = ["python", "-m", "booking_service.relay"]
+# Services with a PostgreSQL schema, and the package whose `python -m <package>.migrate` migrates it.
+MIGRATIONS = {"event-catalog": "event_catalog", "booking-service": "booking_service"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,9 @@ def service_env(platform: Platform, service: str) -> dict[str, str]:
     """Environment the operator wires in for each service; spec env overrides it."""
     spec = platform.spec
     svc = spec.services.by_name()[service]
-    env = {"SERVICE_NAME": service, "PORT": str(svc.port), "LOG_FORMAT": "json"}
+    env = {"SERVICE_NAME": service, "PORT": str(svc.port), "LOG_FORMAT": "json",
+           # Both on the writable emptyDir (the gunicorn config and the app create the metrics dir).
+           "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR, "GUNICORN_WORKER_TMP_DIR": TMP_DIR}
     if service == "user-service":
         env["USERS_TABLE"] = "ticket-booking-users"
     if service in ("booking-service", "frontend"):
@@ -87,10 +104,12 @@ def service_env(platform: Platform, service: str) -> dict[str, str]:
             env["KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrapServers
         env["BOOKINGS_TOPIC"] = spec.kafka.topics.bookings.name
         env["ANALYTICS_TOPIC"] = spec.kafka.topics.results.name
+    if service == "event-catalog":
+        # Read by the migration init container: demo events only when the spec asks for them.
+        env["CATALOG_SEED"] = "true" if spec.services.event_catalog.seedDemoData else "false"
     if service == "booking-service":
-        if spec.analytics.enabled:
-            # Watermark heartbeats from the outbox relay close analytics windows when bookings pause.
-            env["RELAY_HEARTBEAT_SECONDS"] = "5"
+        # The relay runs in its own Deployment (outbox_relay below), not in every web worker.
+        env["OUTBOX_RELAY"] = "off"
         env["USER_SERVICE_URL"] = _service_url(platform, "user-service")
         env["EVENT_CATALOG_URL"] = _service_url(platform, "event-catalog")
     if service == "frontend":
@@ -104,6 +123,18 @@ def config_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
+def relay_env(platform: Platform) -> dict[str, str]:
+    """The relay runs booking-service's code and configuration, plus its own health/metrics port."""
+    env = {k: v for k, v in service_env(platform, "booking-service").items() if k not in ("PORT", "OUTBOX_RELAY")}
+    env["SERVICE_NAME"] = RELAY
+    env["RELAY_METRICS_PORT"] = str(RELAY_PORT)
+    if platform.spec.analytics.enabled:
+        # Watermark heartbeats from the relay close analytics windows when bookings pause.
+        env["RELAY_HEARTBEAT_SECONDS"] = "5"
+    env.update(platform.spec.services.booking_service.env)
+    return env
+
+
 def _probe(path: str, period: int, failure_threshold: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": "http", "scheme": "HTTP"},
@@ -113,58 +144,160 @@ def _probe(path: str, period: int, failure_threshold: int) -> dict[str, Any]:
     }
 
 
-def deployment(platform: Platform, service: str) -> dict[str, Any]:
-    svc = platform.spec.services.by_name()[service]
-    labels = _versioned_labels(platform, service, svc)
-    env = service_env(platform, service)
-    container: dict[str, Any] = {
-        "name": service,
-        "image": svc.image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}],
-        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
-        "resources": svc.resources.model_dump(),
+def _probes() -> dict[str, Any]:
+    # The startup probe gives a slow first start (cold image, busy node) up to 2 minutes; liveness
+    # only takes over once it has passed, so it never kills a pod that is still starting.
+    return {
+        "startupProbe": _probe("/health", 2, 60),
         "livenessProbe": _probe("/health", 10, 3),
         "readinessProbe": _probe("/ready", 5, 3),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
     }
-    if svc.secretRef:
-        container["envFrom"] = [{"secretRef": {"name": svc.secretRef}}]
-    pod_spec = {
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [container],
+
+
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_USER,
+    "runAsGroup": RUN_AS_USER,
+    "fsGroup": RUN_AS_USER,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def _container(name: str, svc: ServiceSpec, env: dict[str, str], secret: str | None) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": name,
+        "image": svc.image,
+        "imagePullPolicy": "IfNotPresent",
+        "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
+        "resources": svc.resources.model_dump(),
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY),
+        "volumeMounts": [{"name": TMP_VOLUME, "mountPath": TMP_DIR}],
     }
+    if secret:
+        container["envFrom"] = [{"secretRef": {"name": secret}}]
+    return container
+
+
+def migration_container(platform: Platform, service: str) -> dict[str, Any] | None:
+    """The schema migration as an init container, so no pod serves before its schema exists.
+
+    Chosen over an operator-owned Job: the kubelet enforces the order for every start (rollout,
+    HPA scale-up, rescheduled pod) with no Job bookkeeping in the operator, and a failure shows on
+    the pod (Init:CrashLoopBackOff) where the platform's status already looks. The migration is
+    idempotent under a PostgreSQL advisory lock: the first pod of a rollout migrates, the others
+    find the schema current and exit at once."""
+    package = MIGRATIONS.get(service)
+    if package is None:
+        return None
+    svc = platform.spec.services.by_name()[service]
+    assert isinstance(svc, DatabaseServiceSpec)
+    container = _container("migrate", svc, service_env(platform, service), svc.migrationSecretRef or svc.secretRef)
+    container["command"] = ["python", "-m", f"{package}.migrate"]
+    return container
+
+
+def spread_constraints(spread: model.TopologySpread | None, selector: dict[str, str]) -> list[dict[str, Any]]:
+    if spread is None:
+        return []
+    out = []
+    for policy, key in ((spread.nodes, "kubernetes.io/hostname"), (spread.zones, "topology.kubernetes.io/zone")):
+        if policy:
+            out.append({
+                "maxSkew": spread.maxSkew,
+                "topologyKey": key,
+                "whenUnsatisfiable": policy,
+                "labelSelector": {"matchLabels": dict(selector)},
+                # Count only pods of the same rollout revision, so old pods do not skew a rolling update.
+                "matchLabelKeys": ["pod-template-hash"],
+            })
+    return out
+
+
+def _pod_spec(platform: Platform, service: str, containers: list[dict[str, Any]], selector: dict[str, str],
+              init: dict[str, Any] | None = None) -> dict[str, Any]:
+    svc = platform.spec.services.by_name()[service]
+    placement: Placement = platform.spec.placement_for(service)
+    pod_spec: dict[str, Any] = {"securityContext": copy.deepcopy(POD_SECURITY)}
     if svc.serviceAccountName:
         pod_spec["serviceAccountName"] = svc.serviceAccountName
-    # The hash covers everything that should roll the pods (image, env, resources, secret name).
+    if init:
+        pod_spec["initContainers"] = [init]
+    pod_spec["containers"] = containers
+    pod_spec["volumes"] = [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}]
+    if placement.nodeSelector:
+        pod_spec["nodeSelector"] = dict(placement.nodeSelector)
+    if placement.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(exclude_none=True) for t in placement.tolerations]
+    constraints = spread_constraints(placement.spread, selector)
+    if constraints:
+        pod_spec["topologySpreadConstraints"] = constraints
+    return pod_spec
+
+
+def _deployment(platform: Platform, name: str, labels: dict[str, str], selector: dict[str, str],
+                pod_spec: dict[str, Any], replicas: int | None, strategy: dict[str, Any] | None = None) -> dict[str, Any]:
+    # The hash covers everything that should roll the pods (image, env, resources, secret, placement).
     digest = config_hash(pod_spec)
     spec: dict[str, Any] = {
-        "selector": {"matchLabels": selector_labels(platform, service)},
+        "selector": {"matchLabels": dict(selector)},
         "template": {
             "metadata": {"labels": dict(labels), "annotations": {CONFIG_HASH_ANNOTATION: digest}},
             "spec": pod_spec,
         },
     }
-    if not svc.autoscaling.enabled:
-        # With an HPA the operator leaves replicas alone, so the two never fight.
-        spec["replicas"] = svc.replicas
+    if strategy:
+        spec["strategy"] = strategy
+    if replicas is not None:
+        spec["replicas"] = replicas
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(platform, platform.child_name(service), labels, {CONFIG_HASH_ANNOTATION: digest}),
+        "metadata": _metadata(platform, name, labels, {CONFIG_HASH_ANNOTATION: digest}),
         "spec": spec,
     }
+
+
+def deployment(platform: Platform, service: str) -> dict[str, Any]:
+    svc = platform.spec.services.by_name()[service]
+    selector = selector_labels(platform, service)
+    container = _container(service, svc, service_env(platform, service), svc.secretRef)
+    container["ports"] = [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}]
+    container.update(_probes())
+    pod_spec = _pod_spec(platform, service, [container], selector, init=migration_container(platform, service))
+    # With an HPA the operator leaves replicas alone, so the two never fight.
+    return _deployment(platform, platform.child_name(service), _versioned_labels(platform, service, svc), selector,
+                       pod_spec, None if svc.autoscaling.enabled else svc.replicas)
+
+
+def relay_selector_labels(platform: Platform) -> dict[str, str]:
+    return {"app.kubernetes.io/name": RELAY, "app.kubernetes.io/instance": platform.name}
+
+
+def outbox_relay(platform: Platform) -> dict[str, Any]:
+    """The outbox relay: booking-service's image running `python -m booking_service.relay`.
+
+    One replica with strategy Recreate, so two relays never overlap in a rollout (the relay's
+    advisory lock would keep that safe anyway). Scaled to zero while spec.kafka.bootstrapServers is
+    unset: there is nowhere to publish, and bookings wait in the outbox. No Service: its small HTTP
+    server answers the probes, /health (the relay loop turns) and /ready (its last pass reached
+    PostgreSQL and, when it had something to send, Kafka), and /metrics. Placed like booking-service."""
+    svc = platform.spec.services.booking_service
+    selector = relay_selector_labels(platform)
+    labels = {**_versioned_labels(platform, "booking-service", svc), **selector, "app.kubernetes.io/component": RELAY}
+    container = _container(RELAY, svc, relay_env(platform), svc.secretRef)
+    container["command"] = list(RELAY_COMMAND)
+    container["ports"] = [{"name": "http", "containerPort": RELAY_PORT, "protocol": "TCP"}]
+    container.update(_probes())
+    pod_spec = _pod_spec(platform, "booking-service", [container], selector)
+    replicas = 1 if platform.spec.kafka.bootstrapServers else 0
+    return _deployment(platform, platform.child_name(RELAY), labels, selector, pod_spec, replicas,
+                       strategy={"type": "Recreate"})
 
 
 def service(platform: Platform, service: str) -> dict[str, Any]:
@@ -201,7 +334,26 @@ def autoscaler(platform: Platform, service: str) -> dict[str, Any] | None:
                 "type": "Resource",
                 "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": scaling.targetCPUUtilization}},
             }],
+            "behavior": {"scaleDown": {"stabilizationWindowSeconds": scaling.scaleDownStabilizationSeconds}},
         },
+    }
+
+
+def disruption_budget(platform: Platform, service: str) -> dict[str, Any] | None:
+    """A policy/v1 PodDisruptionBudget over one service's pods, when its placement asks for one."""
+    budget = platform.spec.placement_for(service).podDisruptionBudget
+    if budget is None:
+        return None
+    spec: dict[str, Any] = {"selector": {"matchLabels": selector_labels(platform, service)}}
+    if budget.minAvailable is not None:
+        spec["minAvailable"] = budget.minAvailable
+    else:
+        spec["maxUnavailable"] = budget.maxUnavailable
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(platform, platform.child_name(service), _labels(platform, service)),
+        "spec": spec,
     }
 
 
@@ -228,10 +380,15 @@ def render(platform: Platform, include_monitoring: bool = True) -> list[dict[str
     for name in SERVICE_NAMES:
         out.append(deployment(platform, name))
         out.append(service(platform, name))
+    out.append(outbox_relay(platform))
     for name in SERVICE_NAMES:
         hpa = autoscaler(platform, name)
         if hpa:
             out.append(hpa)
+    for name in SERVICE_NAMES:
+        pdb = disruption_budget(platform, name)
+        if pdb:
+            out.append(pdb)
     if include_monitoring:
         monitor = service_monitor(platform)
         if monitor:

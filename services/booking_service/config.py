@@ -24,7 +24,8 @@ class Config:
     outbox_relay: str = "off"
     relay_batch_size: int = 500
     relay_poll_interval: float = 0.2
-    relay_metrics_port: int = 0                # 0: no metrics server for the standalone relay
+    relay_metrics_port: int = 0                # 0: no health/metrics server for the standalone relay
+    relay_stall_seconds: float = 120.0         # /health fails when no relay pass finished for this long
     # > 0: while the outbox is empty, publish a watermark heartbeat (no event_id) to every partition
     # of the bookings topic this often, so the analytics job's event-time windows close without
     # waiting for the next booking. 0: off.
@@ -48,6 +49,7 @@ class Config:
             relay_batch_size=env_int("RELAY_BATCH_SIZE", cls.relay_batch_size, environ, minimum=1, maximum=10000),
             relay_poll_interval=env_float("RELAY_POLL_INTERVAL", cls.relay_poll_interval, environ, minimum=0.01),
             relay_metrics_port=env_int("RELAY_METRICS_PORT", 0, environ, minimum=0, maximum=65535),
+            relay_stall_seconds=env_float("RELAY_STALL_SECONDS", cls.relay_stall_seconds, environ, minimum=1),
             relay_heartbeat_seconds=env_float("RELAY_HEARTBEAT_SECONDS", cls.relay_heartbeat_seconds, environ, minimum=0),
             outbox_retention_hours=env_int("OUTBOX_RETENTION_HOURS", cls.outbox_retention_hours, environ, minimum=1),
             max_content_length=env_int("MAX_CONTENT_LENGTH", cls.max_content_length, environ, minimum=1024),

@@ -1,7 +1,9 @@
 """The outbox relay: publishes ``booking_outbox`` rows to Kafka, then marks them published.
 
-Run it as its own process, ``python -m booking_service.relay`` (the local stack does), or inside
-the web app with ``OUTBOX_RELAY=embedded``. Delivery guarantees:
+Run it as its own process, ``python -m booking_service.relay`` (the operator's outbox-relay
+Deployment and the local stack do), or inside the web app with ``OUTBOX_RELAY=embedded``. With
+``RELAY_METRICS_PORT`` set, the standalone relay serves /health (the loop turns), /ready (its last
+pass reached PostgreSQL and, when it had rows to send, Kafka) and /metrics. Delivery guarantees:
 
 * A booking is committed with its outbox row; the relay publishes rows in id order and marks a row
   published only after the broker acknowledged it (acks=all, idempotent producer). Kafka down means
@@ -26,11 +28,15 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 
 from booking_service.config import Config
 from ticketing_common.db import make_engine
 from ticketing_common.jsonlog import configure_logging
+from ticketing_common.metrics import ensure_multiprocess_dir
 
 log = logging.getLogger("booking_service.relay")
 
@@ -109,6 +115,9 @@ class OutboxRelay:
         self._missing_topics: dict[str, float] = {}
         self.missing_topic_backoff = 15.0
         self.last_error: str | None = None
+        # For the health endpoints: when the loop last finished a pass, and how the last pass ended.
+        self.last_pass_at = time.monotonic()
+        self.last_pass_error: str | None = "no pass yet"
 
     # -- producer -----------------------------------------------------------------------------
     def _get_producer(self):
@@ -250,6 +259,7 @@ class OutboxRelay:
                         and time.monotonic() - self._last_heartbeat >= self.heartbeat_seconds):
                     self._last_heartbeat = time.monotonic()
                     self.heartbeat()
+                self._pass_done(None)
                 if published == 0 and not self.last_error:
                     self._stop.wait(self.poll_interval)
                 elif self.last_error:
@@ -257,11 +267,28 @@ class OutboxRelay:
                     self._stop.wait(min(2.0, self.poll_interval * 5))
             except Exception as exc:  # noqa: BLE001 - Kafka or PostgreSQL unreachable: wait and retry
                 self._drop_producer() if _is_kafka_error(exc) else None
+                self._pass_done(f"{type(exc).__name__}: {exc}"[:300])
                 log.warning("relay pass failed, retrying", extra={"error": f"{type(exc).__name__}: {exc}"[:300],
                                                                     "retry_in_s": backoff})
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
         self._drop_producer()
+
+    def _pass_done(self, error: str | None) -> None:
+        self.last_pass_at = time.monotonic()
+        self.last_pass_error = error
+
+    def health(self, stall_seconds: float) -> tuple[bool, bool, dict[str, Any]]:
+        """(live, ready, details). Live: the loop finished a pass within `stall_seconds` (a pass
+        is bounded by the producer's timeouts, so a longer silence means it hangs). Ready: live,
+        and the last pass reached PostgreSQL (and Kafka, when it had something to send)."""
+        since = time.monotonic() - self.last_pass_at
+        live = since <= stall_seconds and not self._stop.is_set()
+        ready = live and self.last_pass_error is None
+        details = {"seconds_since_last_pass": round(since, 1), "kafka_connected": self._producer is not None}
+        if self.last_pass_error:
+            details["last_error"] = self.last_pass_error
+        return live, ready, details
 
     def start(self) -> "OutboxRelay":
         self._thread = threading.Thread(target=self.run_forever, name="outbox-relay", daemon=True)
@@ -286,13 +313,50 @@ def relay_from_config(cfg: Config, metrics: RelayMetrics | None = None) -> Outbo
                        heartbeat_seconds=cfg.relay_heartbeat_seconds)
 
 
+def health_app(relay: OutboxRelay, registry: CollectorRegistry, stall_seconds: float):
+    """WSGI app of the standalone relay: /health (liveness), /ready (readiness), anything else /metrics."""
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/health", "/ready"):
+            return metrics_app(environ, start_response)
+        live, ready, details = relay.health(stall_seconds)
+        ok = live if path == "/health" else ready
+        status = "ok" if ok else ("stalled" if not live else "not ready")
+        body = json.dumps({"status": status, "service": "outbox-relay", **details}).encode()
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args: Any) -> None:  # probes every few seconds: no access log
+        pass
+
+
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def serve_health(relay: OutboxRelay, registry: CollectorRegistry, port: int, addr: str = "0.0.0.0",
+                 stall_seconds: float = 120.0) -> WSGIServer:
+    server = make_server(addr, port, health_app(relay, registry, stall_seconds),
+                         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="relay-health", daemon=True).start()
+    return server
+
+
 def main() -> int:
     cfg = Config.from_env()
     configure_logging("booking-relay", cfg.log_level)
+    ensure_multiprocess_dir()  # prometheus-client writes there when PROMETHEUS_MULTIPROC_DIR is set
     metrics = RelayMetrics()
-    if cfg.relay_metrics_port:
-        start_http_server(cfg.relay_metrics_port, registry=metrics.registry)
     relay = relay_from_config(cfg, metrics)
+    if cfg.relay_metrics_port:
+        serve_health(relay, metrics.registry, cfg.relay_metrics_port, stall_seconds=cfg.relay_stall_seconds)
 
     def _terminate(signum, _frame):
         log.info("stopping outbox relay", extra={"signal": signum})

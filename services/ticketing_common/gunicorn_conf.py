@@ -3,6 +3,10 @@
 Everything comes from the environment: PORT (8080) or GUNICORN_BIND, WEB_CONCURRENCY (workers, 2),
 GUNICORN_THREADS (threads per gthread worker, 8), GUNICORN_TIMEOUT (30 s). With
 PROMETHEUS_MULTIPROC_DIR set, the directory is emptied at start and dead workers' samples removed.
+
+Under a read-only root filesystem (the operator's pods) only the emptyDir at /tmp is writable:
+GUNICORN_WORKER_TMP_DIR puts the workers' heartbeat files there, and the control socket (gunicorn
+25+, which would otherwise try $HOME/.gunicorn) is off unless GUNICORN_CONTROL_SOCKET names a path.
 """
 import os
 import shutil
@@ -12,6 +16,12 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None  # None: gunicorn's default (tempfile)
+# The control socket is off by default: nothing here uses gunicornc, and several gunicorns on one
+# host (the local Procfile) would share its default path.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+control_socket_disable = not os.environ.get("GUNICORN_CONTROL_SOCKET")
 graceful_timeout = 20
 keepalive = 5
 accesslog = None  # the app writes one structured line per request

@@ -2,7 +2,8 @@
 route (the URL rule, not the raw path, so ids do not explode cardinality), method and status.
 
 Under gunicorn with several workers set ``PROMETHEUS_MULTIPROC_DIR`` (the gunicorn config in this
-package prepares it); ``/metrics`` then aggregates all workers.
+package empties it at start; ``ensure_multiprocess_dir`` creates it if missing, e.g. on a fresh
+emptyDir); ``/metrics`` then aggregates all workers.
 """
 from __future__ import annotations
 
@@ -34,12 +35,22 @@ class HttpMetrics:
             self.errors.labels(*labels).inc()
 
 
+def ensure_multiprocess_dir() -> str | None:
+    """Create ``PROMETHEUS_MULTIPROC_DIR`` if it is set and missing (prometheus-client writes its
+    per-process files there as soon as a metric exists, and fails if the directory does not)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+    return path
+
+
 def route_label() -> str:
     rule = request.url_rule
     return rule.rule if rule is not None else "<unmatched>"
 
 
 def init_metrics(app: Flask) -> HttpMetrics:
+    ensure_multiprocess_dir()
     # One registry per app: several apps can live in one process (the tests do that).
     registry = CollectorRegistry(auto_describe=True)
     metrics = HttpMetrics(registry)

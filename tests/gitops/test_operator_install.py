@@ -55,6 +55,12 @@ GRANTED = {
     ("create", "horizontalpodautoscalers", "autoscaling"): "server-side apply that creates (dry-run below)",
     ("patch", "horizontalpodautoscalers", "autoscaling"): "observed-or-dry-run",
     ("delete", "horizontalpodautoscalers", "autoscaling"): "pruning an HPA the spec no longer wants",
+    ("get", "poddisruptionbudgets", "policy"): "only when the spec asks for a PodDisruptionBudget",
+    ("list", "poddisruptionbudgets", "policy"): "observed",  # pruning looks for leftovers every reconcile
+    ("watch", "poddisruptionbudgets", "policy"): "observed",
+    ("create", "poddisruptionbudgets", "policy"): "server-side apply that creates, when the spec asks for one",
+    ("patch", "poddisruptionbudgets", "policy"): "server-side apply, when the spec asks for one",
+    ("delete", "poddisruptionbudgets", "policy"): "pruning a PodDisruptionBudget the spec no longer wants",
     ("get", "servicemonitors", "monitoring.coreos.com"): "only with the Prometheus Operator CRD installed",
     ("list", "servicemonitors", "monitoring.coreos.com"): "only with the Prometheus Operator CRD installed",
     ("create", "servicemonitors", "monitoring.coreos.com"): "only with the Prometheus Operator CRD installed",

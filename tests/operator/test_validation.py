@@ -17,6 +17,17 @@ CASES = {
                             "spec.services.event-catalog.resources.requests.cpu"),
     "partitions below one": ('{"kafka": {"topics": {"bookings": {"name": "ticket-bookings", "partitions": 0}}}}',
                              "spec.kafka.topics.bookings.partitions"),
+    "two disruption budget fields": ('{"placement": {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}}',
+                                     "spec.placement.podDisruptionBudget"),
+    "disruption budget not a percentage": ('{"services": {"frontend": {"placement": {"podDisruptionBudget": {"minAvailable": "half"}}}}}',
+                                           "spec.services.frontend.placement.podDisruptionBudget.minAvailable"),
+    "toleration value with Exists": ('{"placement": {"tolerations": [{"key": "a", "operator": "Exists", "value": "b"}]}}',
+                                     "spec.placement.tolerations[0].value"),
+    "node selector key": ('{"services": {"booking-service": {"placement": {"nodeSelector": {"not a key": "x"}}}}}',
+                          "spec.services.booking-service.placement.nodeSelector"),
+    "spread policy": ('{"placement": {"spread": {"zones": "Sometimes"}}}', "spec.placement.spread.zones"),
+    "scale-down window": ('{"services": {"user-service": {"autoscaling": {"scaleDownStabilizationSeconds": 4000}}}}',
+                          "spec.services.user-service.autoscaling.scaleDownStabilizationSeconds"),
 }
 
 
@@ -34,8 +45,23 @@ def test_valid_spec_is_accepted_with_defaults(controlplane, crd, namespace):
     spec = controlplane.kubectl_json("-n", namespace, "get", "tp", "good")["spec"]
     assert spec["services"]["frontend"]["replicas"] == 1
     assert spec["services"]["frontend"]["serviceType"] == "LoadBalancer"  # defaulted inside a given object
-    assert spec["services"]["booking-service"]["autoscaling"] == {"enabled": True, "minReplicas": 2, "maxReplicas": 10, "targetCPUUtilization": 70}
+    assert spec["services"]["booking-service"]["autoscaling"] == {"enabled": True, "minReplicas": 2, "maxReplicas": 10, "targetCPUUtilization": 70,
+                                                                  "scaleDownStabilizationSeconds": 300}
+    assert spec["services"]["event-catalog"]["seedDemoData"] is False
     assert spec["kafka"]["deletionPolicy"] == "Retain" and spec["analytics"]["engine"] == "local"
+
+
+def test_valid_placement_is_accepted(controlplane, crd, namespace):
+    placement = ('{"placement": {"nodeSelector": {"kubernetes.io/hostname": "tp-node"}, '
+                 '"tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}], '
+                 '"spread": {"nodes": "ScheduleAnyway"}, "podDisruptionBudget": {"maxUnavailable": 1}}, '
+                 '"services": {"booking-service": {"placement": {"podDisruptionBudget": {"minAvailable": "50%"}}}}}')
+    controlplane.kubectl("-n", namespace, "apply", "-f", "-", input=tp_manifest("placed", placement))
+    spec = controlplane.kubectl_json("-n", namespace, "get", "tp", "placed")["spec"]
+    assert spec["placement"]["podDisruptionBudget"] == {"maxUnavailable": 1}
+    assert spec["services"]["booking-service"]["placement"]["podDisruptionBudget"] == {"minAvailable": "50%"}
+    assert spec["placement"]["spread"] == {"nodes": "ScheduleAnyway", "maxSkew": 1}
+    assert spec["placement"]["tolerations"][0]["operator"] == "Exists"
 
 
 def test_the_model_refuses_what_the_schema_cannot_see(controlplane, crd, namespace):

@@ -110,3 +110,83 @@ def test_heartbeats_close_windows_only_while_the_outbox_is_empty(services, db, k
         delete_topic(services.bootstrap_servers, topic)
     assert sorted(m["_partition"] for m in messages) == [0, 1, 2]
     assert all(m["heartbeat"] is True and "event_id" not in m and m["timestamp"] >= before for m in messages)
+
+
+def _relay_process(env: dict[str, str], log_path) -> tuple["subprocess.Popen", int]:
+    """`python -m booking_service.relay` as the outbox-relay Deployment runs it (RELAY_METRICS_PORT set)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.fixtures.operator import free_port
+
+    port = free_port()
+    full_env = {**os.environ, **env, "RELAY_METRICS_PORT": str(port), "RELAY_HEARTBEAT_SECONDS": "0",
+                "LOG_LEVEL": "INFO"}
+    proc = subprocess.Popen([sys.executable, "-m", "booking_service.relay"], env=full_env,
+                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    return proc, port
+
+
+def _get_json(port: int, path: str) -> tuple[int, dict] | None:
+    try:
+        r = requests.get(f"http://127.0.0.1:{port}{path}", timeout=2)
+    except requests.RequestException:
+        return None
+    return r.status_code, (r.json() if path != "/metrics" else {"text": r.text})
+
+
+def _wait_for(port: int, path: str, status: int, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    seen = None
+    while time.monotonic() < deadline:
+        seen = _get_json(port, path)
+        if seen and seen[0] == status:
+            return seen[1]
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never answered {status}; last: {seen}")
+
+
+def test_standalone_relay_process_serves_health_ready_and_metrics(services, migrated, tmp_path):
+    """Against the real PostgreSQL and Kafka: ready after its first pass; the metrics directory of a
+    fresh emptyDir is created by the relay itself."""
+    metrics_dir = tmp_path / "emptydir" / "prometheus"
+    proc, port = _relay_process({"DATABASE_URL": migrated, "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap_servers,
+                                 "BOOKINGS_TOPIC": services.bookings_topic,
+                                 "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, tmp_path / "relay.log")
+    try:
+        ready = _wait_for(port, "/ready", 200)
+        assert ready["status"] == "ok" and ready["service"] == "outbox-relay" and "last_error" not in ready
+        status, health = _get_json(port, "/health")
+        assert status == 200 and health["status"] == "ok"
+        metrics = _get_json(port, "/metrics")
+        assert metrics[0] == 200 and "outbox_pending_messages" in metrics[1]["text"]
+        assert metrics_dir.is_dir()
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert proc.returncode == 0, (tmp_path / "relay.log").read_text()[-2000:]
+
+
+def test_standalone_relay_without_its_database_is_live_but_not_ready(tmp_path):
+    """A relay that cannot reach PostgreSQL keeps running (liveness passes, a restart would not help)
+    and says why it is not ready."""
+    proc, port = _relay_process({"DATABASE_URL": "postgresql+psycopg://ticket:ticket@127.0.0.1:1/ticketdb",
+                                 "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                                 "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}, tmp_path / "relay.log")
+    try:
+        body = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            seen = _get_json(port, "/ready")
+            if seen and seen[0] == 503 and seen[1].get("last_error", "no pass yet") != "no pass yet":
+                body = seen[1]
+                break
+            time.sleep(0.2)
+        assert body is not None, f"/ready never reported the database error; last: {seen}"
+        assert body["status"] == "not ready" and "OperationalError" in body["last_error"], body
+        assert _wait_for(port, "/health", 200)["status"] == "ok"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
