@@ -20,8 +20,8 @@ declare -A GROUP_PACKAGES=(
   [python]="python3 python3-venv"
   [images]="debootstrap buildah skopeo umoci"
   # The real node (stack/node.sh): container runtime, CNI plugins, what kubelet/kube-proxy call,
-  # and a C compiler for the static pause binary.
-  [node]="containerd runc containernetworking-plugins iptables conntrack socat ethtool gcc libc6-dev"
+  # a C compiler for the static pause binary, busybox-static for the node's test image.
+  [node]="containerd runc containernetworking-plugins iptables conntrack socat ethtool gcc libc6-dev busybox-static"
 )
 declare -A GROUP_COMMAND=([java]=java [maven]=mvn [python]=python3)
 ALL_GROUPS=(base java maven postgresql openssl chromium lua python images node)
