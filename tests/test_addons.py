@@ -2,8 +2,8 @@
 else, metrics-server feeds real CPU and memory figures to the metrics API and `kubectl top`.
 
 DNS is queried from the host at the kube-dns ClusterIP: the same path a pod's resolver takes
-(Service -> kube-proxy DNAT -> CoreDNS pod). The Service range has a blackhole route (checked
-first), so a query can only ever reach a pod of this machine, never an outside resolver.
+(Service -> kube-proxy DNAT -> CoreDNS pod). The Service range is routed to the node's bridge
+(checked first), so a query can only ever reach a pod of this machine, never an outside resolver.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.fixtures.addons import CLUSTER_DNS_IP
 from tests.fixtures.controlplane import ControlPlane, wait_until
 
 NODE_NAME = "tp-node"
-SERVICE_CIDR = "10.96.0.0/16"
+CNI_BRIDGE = "tp-cni0"
 
 RCODE_NOERROR = 0
 RCODE_NXDOMAIN = 3
@@ -30,7 +30,9 @@ TYPE_A = 1
 
 
 # ------------------------------------------------------------------------- a tiny DNS client ----
-def dns_query(name: str, server: str = CLUSTER_DNS_IP, qtype: int = TYPE_A) -> tuple[int, list[str]]:
+def dns_query(
+    name: str, server: str = CLUSTER_DNS_IP, port: int = 53, qtype: int = TYPE_A
+) -> tuple[int, list[str]]:
     """One UDP query (no recursion games, stdlib only): returns (rcode, A records as strings)."""
     qid = random.randrange(1 << 16)
     header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)  # RD set, one question
@@ -38,7 +40,7 @@ def dns_query(name: str, server: str = CLUSTER_DNS_IP, qtype: int = TYPE_A) -> t
     packet = header + question + struct.pack("!HH", qtype, 1)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(3)
-        sock.sendto(packet, (server, 53))
+        sock.sendto(packet, (server, port))
         data, _ = sock.recvfrom(4096)
     rid, flags, qdcount, ancount, _, _ = struct.unpack("!HHHHHH", data[:12])
     assert rid == qid, "reply id does not match the query"
@@ -81,12 +83,14 @@ def dns_query_retrying(name: str) -> tuple[int, list[str]]:
 
 @pytest.fixture(scope="module")
 def dns(addons: ControlPlane) -> ControlPlane:
-    # Before sending anything to a 10.96/16 address: the Service range must be blackholed, so
-    # without kube-proxy's DNAT the packet is dropped here instead of routed off the machine.
-    routes = subprocess.run(
-        ["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True, check=True
-    ).stdout
-    assert SERVICE_CIDR in routes, f"no blackhole route for {SERVICE_CIDR}:\n{routes}"
+    # Before sending anything to a Service address: the kernel must route it to the node's bridge
+    # (or drop it), never through a gateway, so an unprogrammed ClusterIP cannot leave the machine.
+    route = subprocess.run(
+        ["ip", "route", "get", CLUSTER_DNS_IP], capture_output=True, text=True
+    )
+    assert route.returncode != 0 or (
+        f"dev {CNI_BRIDGE}" in route.stdout and " via " not in route.stdout
+    ), f"route to {CLUSTER_DNS_IP} may leave the machine: {route.stdout}{route.stderr}"
     return addons
 
 
@@ -141,6 +145,57 @@ def test_cluster_dns_does_not_forward_names_outside_the_cluster(dns: ControlPlan
     corefile = dns.kubectl_json("get", "configmap", "coredns", "-n", "kube-system")["data"]["Corefile"]
     plugins = {line.split()[0] for line in corefile.splitlines() if line.strip()}
     assert not plugins & {"forward", "proxy", "grpc"}, corefile
+
+
+def test_a_pod_resolves_service_names_and_nothing_else(
+    addons: ControlPlane, busybox_image: str, namespace: str
+) -> None:
+    """From inside a pod, with the resolv.conf the kubelet writes (clusterDNS, search path)."""
+    script = (
+        "cat /etc/resolv.conf; echo '--- service'; nslookup kubernetes.default.svc.cluster.local;"
+        " echo '--- external'; nslookup example.com; echo '--- done'"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "dns-client"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+            "containers": [
+                {
+                    "name": "client",
+                    "image": busybox_image,
+                    "imagePullPolicy": "Never",
+                    "command": ["sh", "-c", script],
+                    "securityContext": {
+                        "readOnlyRootFilesystem": True,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    addons.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
+
+    def finished():
+        phase = addons.kubectl_json("get", "pod", "dns-client", "-n", namespace)["status"].get("phase")
+        return phase if phase in ("Succeeded", "Failed") else None
+
+    assert wait_until(finished, timeout=120, interval=1, message="the dns-client pod to finish") == "Succeeded"
+    out = addons.kubectl("logs", "dns-client", "-n", namespace).stdout
+    resolv, rest = out.split("--- service", 1)
+    service, rest = rest.split("--- external", 1)
+    external = rest.split("--- done", 1)[0]
+    assert f"nameserver {CLUSTER_DNS_IP}" in resolv
+    assert f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    kubernetes_ip = addons.kubectl_json("get", "service", "kubernetes", "-n", "default")["spec"]["clusterIP"]
+    assert re.search(rf"Address:\s*{re.escape(kubernetes_ip)}\s*$", service, re.M), out
+    # No answer for a name outside the cluster: CoreDNS itself said NXDOMAIN.
+    assert "can't find example.com: NXDOMAIN" in external, out
+    addresses = re.findall(r"^Address:\s*(\S+)", external, re.M)
+    assert addresses and all(a == f"{CLUSTER_DNS_IP}:53" for a in addresses), out  # the server's only
 
 
 # -------------------------------------------------------------------------- metrics-server ----
