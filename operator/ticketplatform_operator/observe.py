@@ -82,7 +82,7 @@ def deployments_condition(obs: Observation) -> CondResult:
         detail = ", ".join(f"{n} {obs.services[n].ready}/{obs.services[n].desired}"
                            + (f" ({obs.waiting[n]})" if n in obs.waiting else "") for n in obs.not_ready)
         return CondResult("DeploymentsReady", "False", "ServicesNotReady", f"waiting for {detail}")
-    return CondResult("DeploymentsReady", "True", "AllServicesReady", "All four services have their replicas ready.")
+    return CondResult("DeploymentsReady", "True", "AllServicesReady", "All four services and the outbox relay have their replicas ready.")
 
 
 def list_pods(kube: Kube, platform: Platform) -> list[dict[str, Any]]:

@@ -230,6 +230,13 @@ def _pod_spec(platform: Platform, service: str, containers: list[dict[str, Any]]
         pod_spec["initContainers"] = [init]
     pod_spec["containers"] = containers
     pod_spec["volumes"] = [{"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}}]
+    place(pod_spec, placement, selector)
+    return pod_spec
+
+
+def place(pod_spec: dict[str, Any], placement: Placement, selector: dict[str, str]) -> None:
+    """Add a placement's nodeSelector, tolerations and spread to a pod spec (also for pods other
+    than the services', e.g. the analytics job's, with spec.placement)."""
     if placement.nodeSelector:
         pod_spec["nodeSelector"] = dict(placement.nodeSelector)
     if placement.tolerations:
@@ -237,7 +244,6 @@ def _pod_spec(platform: Platform, service: str, containers: list[dict[str, Any]]
     constraints = spread_constraints(placement.spread, selector)
     if constraints:
         pod_spec["topologySpreadConstraints"] = constraints
-    return pod_spec
 
 
 def _deployment(platform: Platform, name: str, labels: dict[str, str], selector: dict[str, str],

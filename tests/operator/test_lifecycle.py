@@ -17,11 +17,12 @@ def _children(cp, ns, kind):
 def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     cp = controlplane
     cp.kubectl("-n", namespace, "apply", "-f", "examples/minimal.yaml")
-    deployments = wait_until(lambda: (d := _children(cp, namespace, "deployments")) and len(d) == 4 and d,
-                             timeout=30, message="four deployments")
-    assert set(deployments) == {f"tickets-{s}" for s in SERVICES}
+    deployments = wait_until(lambda: (d := _children(cp, namespace, "deployments")) and len(d) == 5 and d,
+                             timeout=30, message="five deployments")
+    assert set(deployments) == {f"tickets-{s}" for s in SERVICES} | {"tickets-outbox-relay"}
+    assert deployments["tickets-outbox-relay"]["spec"]["replicas"] == 0  # no Kafka configured: nothing to relay
     services = _children(cp, namespace, "services")
-    assert set(services) == set(deployments)
+    assert set(services) == {f"tickets-{s}" for s in SERVICES}
     assert services["tickets-frontend"]["spec"]["type"] == "LoadBalancer"
     assert all(services[f"tickets-{s}"]["spec"]["type"] == "ClusterIP" for s in SERVICES[1:])
     hpas = _children(cp, namespace, "hpa")

@@ -46,14 +46,15 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(controlplane
         operator.start()
     tp = wait_phase(cp, namespace, "tickets", "Ready", timeout=120)
     kinds = {k: cp.kubectl_json("-n", namespace, "get", k)["items"] for k in ("deployments", "services", "hpa", "rs")}
-    assert len(kinds["deployments"]) == 4 and len(kinds["services"]) == 4 and len(kinds["hpa"]) == 2, {k: len(v) for k, v in kinds.items()}
-    assert len(kinds["rs"]) == 4, "one ReplicaSet per Deployment: nothing rolled twice"
+    # Four services and the outbox relay.
+    assert len(kinds["deployments"]) == 5 and len(kinds["services"]) == 4 and len(kinds["hpa"]) == 2, {k: len(v) for k, v in kinds.items()}
+    assert len(kinds["rs"]) == 5, "one ReplicaSet per Deployment: nothing rolled twice"
     uid = tp["metadata"]["uid"]
     for items in kinds.values():
         for obj in items:
             refs = obj["metadata"].get("ownerReferences", [])
             assert len(refs) == 1 and refs[0]["uid"] in (uid, *(d["metadata"]["uid"] for d in kinds["deployments"]))
-    print(f"killed after {partial} of 4 deployments existed")
+    print(f"killed after {partial} of 5 deployments existed")
 
 
 def test_render_equals_what_the_operator_applies(controlplane, operator, namespace):
@@ -66,7 +67,7 @@ def test_render_equals_what_the_operator_applies(controlplane, operator, namespa
     import yaml
 
     manifests = [m for m in yaml.safe_load_all(rendered) if m]
-    assert len(manifests) == 10
+    assert len(manifests) == 11  # 5 Deployments (4 services, the outbox relay), 4 Services, 2 HPAs
     for manifest in manifests:
         kind = {"Deployment": "deployment", "Service": "service", "HorizontalPodAutoscaler": "hpa"}[manifest["kind"]]
         live = cp.kubectl_json("-n", namespace, "get", kind, manifest["metadata"]["name"], "--show-managed-fields")
