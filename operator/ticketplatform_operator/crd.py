@@ -35,7 +35,7 @@ def _drop_none(value: Any) -> Any:
 
 _KEEP = {
     "type", "description", "default", "enum", "pattern", "minimum", "maximum", "minLength",
-    "maxLength", "maxProperties", "properties", "required", "additionalProperties", "items", "nullable",
+    "maxLength", "maxProperties", "maxItems", "properties", "required", "additionalProperties", "items", "nullable",
     "x-kubernetes-validations", "x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "format",
 }
 
