@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler
-# and kwok (3 fake nodes whose pods become Running and Ready), all on 127.0.0.1.
+# and kwok (3 fake nodes whose pods become Running and Ready, tainted kwok.x-k8s.io/node=fake:NoSchedule).
+# The apiserver listens on HOST_ADDR (10.213.0.1, on lo: see stack/hostnet.sh) so that pods and the
+# real node (stack/node.sh) reach it; everything else on 127.0.0.1.
 #
 #   stack/controlplane.sh start    build (cached) and start everything; a no-op when already up
 #   stack/controlplane.sh stop     stop every process this script started
@@ -21,20 +23,34 @@ OPERATOR_KUBECONFIG="$CP_DIR/operator.kubeconfig"
 AUDIT_LOG="$CP_DIR/audit.log"
 KWOK_CONF_DIR="$STACK_DIR/kwok"
 : "${KUBE_CONTROLLER_MANAGER_PORT:=16257}" "${KUBE_SCHEDULER_PORT:=16259}"
-APISERVER_URL="https://127.0.0.1:$KUBE_APISERVER_PORT"
+APISERVER_URL="https://$HOST_ADDR:$KUBE_APISERVER_PORT"
+# The real node's pod range: the controller-manager gives every node a /24 of it (kwok's nodes have
+# theirs fixed in stack/kwok/nodes.yaml, so the real node gets 10.244.0.0/24).
+CLUSTER_CIDR=10.244.0.0/16
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 # How long to wait for each step (seconds).
 : "${CP_START_TIMEOUT:=90}"
 
 kubectl_admin() { "$CP_BIN_DIR/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"; }
 
-pid_of() { [[ -f "$PIDS/$1.pid" ]] && cat "$PIDS/$1.pid" || true; }
-alive() { # the recorded pid runs and is still that component (not a reused pid)
-  local pid; pid=$(pid_of "$1")
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null \
-    && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$CP_BIN_DIR/$1 "
+is_component() { # is_component <name> <pid>: that pid runs <name> with this run dir's state
+  local cmd
+  cmd=$(tr '\0' '\n' 2>/dev/null < "/proc/$2/cmdline") || return 1
+  [[ "$(basename "$(head -n1 <<<"$cmd")")" == "$1" ]] && grep -qF -- "$CP_DIR/" <<<"$cmd"
 }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# The recorded pid, or else (pid file gone, e.g. after a test run was interrupted) the process found
+# by its command line: binary name plus an argument under $CP_DIR. So stop always finds it.
+pid_of() {
+  local pid p
+  pid=$(cat "$PIDS/$1.pid" 2>/dev/null || true)
+  if [[ -n "$pid" ]] && is_component "$1" "$pid"; then echo "$pid"; return 0; fi
+  for p in /proc/[0-9]*; do
+    if is_component "$1" "${p#/proc/}"; then echo "${p#/proc/}"; return 0; fi
+  done
+  return 0
+}
+alive() { [[ -n "$(pid_of "$1")" ]]; }
+port_open() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 apiserver_ready() {
   [[ -f "$PKI/ca.crt" && -f "$PKI/tokens.csv" ]] || return 1
@@ -73,8 +89,14 @@ gen_pki() {
       -addext "subjectKeyIdentifier=hash" 2>/dev/null
     rm -f "$PKI/apiserver.crt"
   fi
+  # Regenerated when its SANs predate HOST_ADDR.
+  if [[ -f "$PKI/apiserver.crt" ]] && ! openssl x509 -in "$PKI/apiserver.crt" -noout -ext subjectAltName 2>/dev/null \
+      | grep -qF "IP Address:$HOST_ADDR"; then
+    say "pki: the apiserver certificate lacks $HOST_ADDR; issuing a new one"
+    rm -f "$PKI/apiserver.crt"
+  fi
   if [[ ! -f "$PKI/apiserver.crt" ]]; then
-    say "pki: apiserver serving certificate (127.0.0.1, localhost)"
+    say "pki: apiserver serving certificate (127.0.0.1, $HOST_ADDR, 10.96.0.1, localhost, kubernetes.default...)"
     openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$PKI/apiserver.key" \
       -out "$PKI/apiserver.csr" -subj "/CN=kube-apiserver" 2>/dev/null
     cat > "$PKI/apiserver.ext" <<EOF
@@ -83,7 +105,7 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
-subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
+subjectAltName=IP:127.0.0.1,IP:$HOST_ADDR,DNS:localhost,IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local
 EOF
     openssl x509 -req -sha256 -days 3650 -in "$PKI/apiserver.csr" -CA "$PKI/ca.crt" \
       -CAkey "$PKI/ca.key" -CAcreateserial -extfile "$PKI/apiserver.ext" \
@@ -106,6 +128,17 @@ EOF
     openssl x509 -req -sha256 -days 3650 -in "$PKI/front-proxy-client.csr" -CA "$PKI/front-proxy-ca.crt" \
       -CAkey "$PKI/front-proxy-ca.key" -CAcreateserial -extfile "$PKI/front-proxy-client.ext" \
       -out "$PKI/front-proxy-client.crt" 2>/dev/null
+  fi
+  if [[ ! -f "$PKI/apiserver-kubelet-client.crt" ]]; then
+    # The apiserver's identity towards kubelets (logs, exec, port-forward, metrics proxy).
+    say "pki: apiserver -> kubelet client certificate"
+    openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$PKI/apiserver-kubelet-client.key" \
+      -out "$PKI/apiserver-kubelet-client.csr" -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=clientAuth" "authorityKeyIdentifier=keyid" > "$PKI/apiserver-kubelet-client.ext"
+    openssl x509 -req -sha256 -days 3650 -in "$PKI/apiserver-kubelet-client.csr" -CA "$PKI/ca.crt" \
+      -CAkey "$PKI/ca.key" -CAcreateserial -extfile "$PKI/apiserver-kubelet-client.ext" \
+      -out "$PKI/apiserver-kubelet-client.crt" 2>/dev/null
   fi
   if [[ ! -f "$PKI/sa.key" ]]; then
     say "pki: service-account key pair"
@@ -190,16 +223,16 @@ launch() { # launch <name> <command...>: start in the background, log and record
   echo $! > "$PIDS/$name.pid"
 }
 
-check_port_free() { # check_port_free <name> <port>
-  if ! alive "$1" && port_open "$2"; then
-    say "port $2 (for $1) is in use by a process this script did not start; stop it or set the port variable"
+check_port_free() { # check_port_free <name> <port> [<address>]
+  if ! alive "$1" && port_open "$2" "${3:-127.0.0.1}"; then
+    say "port ${3:-127.0.0.1}:$2 (for $1) is in use by a process this script did not start; stop it or set the port variable"
     exit 1
   fi
 }
 
 died() { # fail with the tail of a component's log when it exits during start
   # kill -0 only: right after launch, /proc/<pid>/cmdline may still be the forking shell's.
-  local pid; pid=$(pid_of "$1")
+  local pid; pid=$(cat "$PIDS/$1.pid" 2>/dev/null || true)
   if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
     say "$1 exited; last lines of $LOGS/$1.log:"
     tail -n 25 "$LOGS/$1.log" >&2
@@ -228,13 +261,14 @@ start_etcd() {
 }
 
 start_apiserver() {
-  check_port_free kube-apiserver "$KUBE_APISERVER_PORT"
-  # --endpoint-reconciler-type=none: the apiserver listens on loopback only, and the `kubernetes`
-  # Service's Endpoints refuse 127.0.0.1 (the lease reconciler logs an error every 10s otherwise).
-  # No pod really runs here, so that Service needs no endpoints.
+  check_port_free kube-apiserver "$KUBE_APISERVER_PORT" "$HOST_ADDR"
+  # Binds and advertises HOST_ADDR: the `kubernetes` Service's endpoint, reachable from pods.
+  # Node,RBAC + NodeRestriction: the real node's kubelet (system:node:tp-node) may touch only its
+  # own Node and its pods. Aggregated APIs (metrics-server) and webhooks are reached at their
+  # endpoints (pod IPs), not through a ClusterIP.
   launch kube-apiserver "$CP_BIN_DIR/kube-apiserver" \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
+    --bind-address="$HOST_ADDR" \
+    --advertise-address="$HOST_ADDR" \
     --secure-port="$KUBE_APISERVER_PORT" \
     --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
     --cert-dir="$CP_DIR/apiserver-certs" \
@@ -250,7 +284,13 @@ start_apiserver() {
     --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --token-auth-file="$PKI/tokens.csv" \
     --anonymous-auth=true \
-    --authorization-mode=RBAC \
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NodeRestriction \
+    --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority="$PKI/ca.crt" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
+    --enable-aggregator-routing=true \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" \
     --service-account-signing-key-file="$PKI/sa.key" \
@@ -258,7 +298,6 @@ start_apiserver() {
     --service-cluster-ip-range=10.96.0.0/16 \
     --service-node-port-range=30000-32767 \
     --allow-privileged=true \
-    --endpoint-reconciler-type=none \
     --audit-policy-file="$CP_DIR/audit-policy.yaml" \
     --audit-log-path="$AUDIT_LOG" \
     --audit-log-format=json \
@@ -291,7 +330,9 @@ start_controller_manager() {
     --cluster-signing-key-file="$PKI/ca.key" \
     --use-service-account-credentials=false \
     --service-cluster-ip-range=10.96.0.0/16 \
-    --allocate-node-cidrs=false \
+    --allocate-node-cidrs=true \
+    --cluster-cidr="$CLUSTER_CIDR" \
+    --node-cidr-mask-size=24 \
     --horizontal-pod-autoscaler-sync-period=5s \
     --kube-api-qps=100 \
     --kube-api-burst=200 \
@@ -311,6 +352,24 @@ start_scheduler() {
 }
 
 NODES=(kwok-node-0 kwok-node-1 kwok-node-2)
+
+# The fake nodes carry the hash of stack/kwok/nodes.yaml; nodes made from an older file are
+# recreated (podCIDR is immutable, and status such as addresses is set only on create). Pods bound
+# to a recreated node are removed by the pod garbage collector.
+apply_kwok_nodes() {
+  local hash stale
+  hash=$(sha256sum "$KWOK_CONF_DIR/nodes.yaml" | cut -c1-16)
+  stale=$(kubectl_admin get nodes "${NODES[@]}" --ignore-not-found \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.metadata.annotations.ticketplatform\.local/nodes-hash}{"\n"}{end}' \
+    | awk -F= -v h="$hash" '$2 != h {print $1}')
+  if [[ -n "$stale" ]]; then
+    say "recreating fake nodes made from an older stack/kwok/nodes.yaml: $(echo $stale)"
+    kubectl_admin delete node $stale --wait=true >/dev/null
+  fi
+  say "creating the fake nodes"
+  kubectl_admin apply -f "$KWOK_CONF_DIR/nodes.yaml" >/dev/null
+  kubectl_admin annotate --overwrite node "${NODES[@]}" "ticketplatform.local/nodes-hash=$hash" >/dev/null
+}
 
 # kwok only acts on a node while it holds the node's Lease (kube-node-lease), and each kwok process
 # has a new identity (hostname_uuid). A restarted kwok would wait for the old holder's Lease to
@@ -375,6 +434,7 @@ cmd_start() {
     return 0
   fi
   "$STACK_DIR/build-controlplane.sh"
+  bash "$STACK_DIR/hostnet.sh" up
   chmod 700 "$CP_DIR/etcd"
   gen_pki
   write_configs
@@ -382,8 +442,7 @@ cmd_start() {
   start_apiserver
   start_controller_manager
   start_scheduler
-  say "creating the fake nodes"
-  kubectl_admin apply -f "$KWOK_CONF_DIR/nodes.yaml" >/dev/null
+  apply_kwok_nodes
   start_kwok
   kcm_ok() { died kube-controller-manager && exit 1; component_healthy "$KUBE_CONTROLLER_MANAGER_PORT"; }
   sched_ok() { died kube-scheduler && exit 1; component_healthy "$KUBE_SCHEDULER_PORT"; }

@@ -29,6 +29,14 @@ def apply(cp: ControlPlane, *objects: dict, namespace: str | None = None) -> Non
     cp.kubectl(*args, input=yaml.safe_dump_all(objects))
 
 
+# The fake nodes are tainted so that only pods meant for them land there (the real node tp-node
+# runs everything else); these Deployments are meant for them.
+KWOK_PLACEMENT = {
+    "nodeSelector": {"type": "kwok"},
+    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+}
+
+
 def deployment(name: str, replicas: int = 2) -> dict:
     labels = {"app": name}
     return {
@@ -41,6 +49,7 @@ def deployment(name: str, replicas: int = 2) -> dict:
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
+                    **KWOK_PLACEMENT,
                     "containers": [
                         {
                             "name": "app",
@@ -61,7 +70,8 @@ def test_apiserver_reports_the_pinned_version(controlplane: ControlPlane) -> Non
     # Served over TLS verified against the generated CA (the kubeconfig has no insecure flag).
     kubeconfig = yaml.safe_load(Path(controlplane.kubeconfig).read_text())
     cluster = kubeconfig["clusters"][0]["cluster"]
-    assert cluster["server"].startswith("https://127.0.0.1:")
+    # On HOST_ADDR (10.213.0.1 on lo), the address pods and the real node reach it at too.
+    assert cluster["server"] == "https://10.213.0.1:16443"
     assert cluster.get("certificate-authority-data")
     assert not cluster.get("insecure-skip-tls-verify")
     readyz = controlplane.kubectl("get", "--raw", "/readyz")
@@ -88,9 +98,15 @@ def test_three_kwok_nodes_are_ready(controlplane: ControlPlane) -> None:
         assert allocatable["cpu"] == "32"
         assert allocatable["memory"] == "256Gi"
         assert allocatable["pods"] in ("1000", "1k")
-        # The node lifecycle controller removed the not-ready taint, so pods can land on it.
+        # The node lifecycle controller removed the not-ready taint; only the fake-node taint is
+        # left, so just pods that tolerate it land here.
         taints = node["spec"].get("taints", [])
-        assert not [t for t in taints if t["effect"] in ("NoSchedule", "NoExecute")], taints
+        assert taints == [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}], taints
+        # Their pod ranges and addresses are inside the blackholed 10.244.0.0/16, away from the
+        # real node's 10.244.0.0/24.
+        assert node["spec"]["podCIDR"].startswith("10.244.") and node["spec"]["podCIDR"] != "10.244.0.0/24"
+        internal = [a["address"] for a in node["status"]["addresses"] if a["type"] == "InternalIP"]
+        assert internal and all(a.startswith("10.244.255.") for a in internal), internal
 
 
 def test_deployment_gets_ready_pods(controlplane: ControlPlane, namespace: str) -> None:
