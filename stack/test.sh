@@ -7,6 +7,8 @@ cd "$REPO_DIR"
 bash stack/system-packages.sh
 bash stack/python.sh
 bash stack/build-controlplane.sh
+# kubelet, kube-proxy and the pause/busybox images of the real node (tests.fixtures.node starts it).
+bash stack/build-node.sh
 bash stack/flink.sh setup
 # OpenTofu (built once from its Go module, cached) for `tofu fmt -check` in tests/terraform.
 bash stack/terraform.sh build
