@@ -19,7 +19,6 @@ phase() { # phase <name> <command...>: run one phase and report its time
 phase packages bash stack/system-packages.sh
 phase python bash stack/python.sh
 phase controlplane bash stack/controlplane.sh start
-bash stack/node.sh start
 phase node bash stack/node.sh start
 phase addons bash stack/addons.sh apply
 phase dataplane bash -c 'bash stack/dataplane.sh start >/dev/null'
