@@ -2,6 +2,7 @@
 pytest_plugins = [
     "tests.fixtures.controlplane",
     "tests.fixtures.node",
+    "tests.fixtures.addons",
     "tests.fixtures.operator",
     "tests.fixtures.dataplane",
 ]
