@@ -9,6 +9,8 @@ bash stack/python.sh
 bash stack/build-controlplane.sh
 # kubelet, kube-proxy and the pause/busybox images of the real node (tests.fixtures.node starts it).
 bash stack/build-node.sh
+# CoreDNS and metrics-server binaries and images (tests.fixtures.addons applies them on the node).
+bash stack/addons.sh build
 bash stack/flink.sh setup
 # OpenTofu (built once from its Go module, cached) for `tofu fmt -check` in tests/terraform.
 bash stack/terraform.sh build
