@@ -11,7 +11,7 @@ down:    ## stop the local stack (data kept under .run/)
 	bash stack/down.sh
 
 status:
-	@bash stack/controlplane.sh status; bash stack/dataplane.sh status; bash stack/operator.sh status; bash stack/services.sh status
+	@bash stack/controlplane.sh status; bash stack/node.sh status; bash stack/addons.sh status; bash stack/dataplane.sh status; bash stack/platform.sh status
 
 crd:     ## regenerate the CRD from the model
 	.venv/bin/ticketctl crd > crds/ticketplatform.yaml

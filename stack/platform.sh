@@ -8,6 +8,7 @@
 #   stack/platform.sh delete     deletes the local TicketPlatform (the operator removes its
 #                                children, topics and analytics job) and waits until it is gone
 #   stack/platform.sh url        the UI URL (the frontend's NodePort on 127.0.0.1)
+#   stack/platform.sh status     the operator Deployment and the local TicketPlatform
 # Needs the control plane, the node, the data plane and the images (stack/up.sh runs them first).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -43,6 +44,8 @@ apply_local() {
   # The data plane's settings for pods (never the 127.0.0.1 ones: pods cannot reach loopback).
   eval "$(bash "$STACK_DIR/dataplane.sh" env)"
   kubectl create namespace "$PLATFORM_NAMESPACE" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  # The platform's pods meet the restricted Pod Security Standard; the namespace enforces it.
+  kubectl label --overwrite namespace "$PLATFORM_NAMESPACE" pod-security.kubernetes.io/enforce=restricted >/dev/null
   # Credentials go in a Secret the spec references, as with a managed database in production.
   kubectl -n "$PLATFORM_NAMESPACE" create secret generic "$CREDENTIALS_SECRET" \
     --from-literal=DATABASE_URL="$DATABASE_POD_URL" \
@@ -70,5 +73,11 @@ case "${1:-}" in
   apply) apply_local ;;
   delete) delete_local ;;
   url) ui_url ;;
-  *) echo "usage: $0 operator|apply|delete|url" >&2; exit 2 ;;
+  status)
+    kubectl -n ticketplatform-system get deployment ticketplatform-operator --no-headers 2>/dev/null \
+      | awk '{print "operator (in cluster)    " $2 " ready"}' || echo "operator (in cluster)    not installed"
+    kubectl -n "$PLATFORM_NAMESPACE" get tp "$PLATFORM_NAME" --no-headers 2>/dev/null \
+      | awk '{print "platform " $1 "            " $2 " " $3}' || echo "platform local           not applied"
+    ;;
+  *) echo "usage: $0 operator|apply|delete|url|status" >&2; exit 2 ;;
 esac

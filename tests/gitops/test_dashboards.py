@@ -18,7 +18,7 @@ import pytest
 import requests
 import yaml
 
-from tests.fixtures.controlplane import REPO_DIR, ControlPlane
+from tests.fixtures.controlplane import FAKE_NODES_ONLY, REPO_DIR, ControlPlane
 from tests.fixtures.operator import apply_tp, tp_manifest, wait_phase
 from tests.gitops.promql import TARGET_LABELS, Exposition, panel_queries, panels, parse_query, variable_queries
 # The services' fixtures (four apps on the real data plane), shared with tests/services.
@@ -76,6 +76,7 @@ def operator_metrics(controlplane: ControlPlane, operator) -> Exposition:
     ns = f"t-dashboards-{uuid.uuid4().hex[:6]}"
     controlplane.kubectl("create", "namespace", ns)
     controlplane.kubectl("label", "namespace", ns, "ticketplatform.test/ephemeral=true")
+    controlplane.kubectl("annotate", "namespace", ns, *FAKE_NODES_ONLY)
     try:
         apply_tp(controlplane, ns, tp_manifest("tickets"))
         wait_phase(controlplane, ns, "tickets", "Ready", timeout=120)
