@@ -6,6 +6,7 @@
 #   stack/images.sh import [NAME...]   build (cached), then import into containerd's k8s.io namespace
 #   stack/images.sh list               the images, their archives, sizes and whether containerd has them
 #   stack/images.sh archive NAME       print the path of NAME's OCI archive (after build)
+#   stack/images.sh prune              drop buildah's leftover containers and untagged build-cache layers
 #
 # Names: frontend user-service event-catalog booking-service operator analytics-job, tagged
 # $IMAGE_PREFIX/<name>:$IMAGE_TAG (default ghcr.io/ticketplatform/<name>:<pyproject version>), the
@@ -51,7 +52,7 @@ declare -A DOCKERFILES=(
 ORDER=(frontend user-service event-catalog booking-service operator analytics-job)
 
 ref_of() { echo "$IMAGE_PREFIX/$1:$IMAGE_TAG"; }
-human() { numfmt --to=iec --suffix=B "$1"; }
+human() { numfmt --to=iec-i --suffix=B "$1"; }
 
 # buildah with our own storage and a clean environment (nothing of the host's TLS/pip settings).
 bh() {
@@ -87,30 +88,36 @@ apt_mirror() {
 
 # --- base ---------------------------------------------------------------------------------------
 
-BASE_ID="" BASE_REF=""
+# The base's recipe hash, name, archive and image id (empty until built); nothing is built here.
+BASE_ID="" BASE_REF="" BASE_HASH="" BASE_ARCHIVE="" MIRROR="" SECURITY_MIRROR=""
+base_state() {
+  MIRROR="${TP_DEBIAN_MIRROR:-$(apt_mirror main)}"
+  SECURITY_MIRROR="${TP_DEBIAN_SECURITY_MIRROR:-$(apt_mirror security)}"
+  BASE_HASH=$({ cat "$STACK_DIR/images/base-rootfs.sh"; echo "$MIRROR $SECURITY_MIRROR"; } | sha256sum | cut -c1-16)
+  BASE_REF="localhost/ticketplatform-base:$BASE_HASH"
+  BASE_ARCHIVE="$IMAGES_DIR/base/$BASE_HASH.oci.tar"
+  BASE_ID=$(cat "$BASE_ARCHIVE.id" 2>/dev/null || true)
+}
+
 ensure_base() {
-  local mirror security hash archive started rootfs ctr mnt
-  mirror="${TP_DEBIAN_MIRROR:-$(apt_mirror main)}"
-  security="${TP_DEBIAN_SECURITY_MIRROR:-$(apt_mirror security)}"
-  hash=$({ cat "$STACK_DIR/images/base-rootfs.sh"; echo "$mirror $security"; } | sha256sum | cut -c1-16)
-  BASE_REF="localhost/ticketplatform-base:$hash"
-  archive="$IMAGES_DIR/base/$hash.oci.tar"
-  if [[ -s "$archive" && -s "$archive.id" ]]; then
+  local hash archive started rootfs ctr mnt
+  base_state
+  hash=$BASE_HASH archive=$BASE_ARCHIVE
+  if [[ -s "$archive" && -n "$BASE_ID" ]]; then
     if ! bh inspect --type image "$BASE_REF" >/dev/null 2>&1; then
       bh pull --quiet "oci-archive:$archive" >/dev/null
     fi
-    BASE_ID=$(cat "$archive.id")
     say "image base: cached ($BASE_REF, $(human "$(stat -c %s "$archive")"))"
     return 0
   fi
-  say "image base: building from Debian packages ($mirror)..."
+  say "image base: building from Debian packages ($MIRROR)..."
   started=$SECONDS
   mkdir -p "$IMAGES_DIR/base"
   # A finished rootfs survives a failure of the steps after it ($rootfs.done marks it finished).
   rootfs="$IMAGES_DIR/base/$hash.rootfs"
   if [[ ! -e "$rootfs.done" ]]; then
     rm -rf "$rootfs"
-    bash "$STACK_DIR/images/base-rootfs.sh" "$rootfs" "$mirror" "$security"
+    bash "$STACK_DIR/images/base-rootfs.sh" "$rootfs" "$MIRROR" "$SECURITY_MIRROR"
     touch "$rootfs.done"
   fi
   ctr=$(bh from --pull=never scratch)
@@ -119,7 +126,7 @@ ensure_base() {
   tar -C "$rootfs" --numeric-owner --xattrs -cf - . | tar -C "$mnt" --numeric-owner --xattrs -xpf -
   bh umount "$ctr" >/dev/null
   bh config --env PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    --env LANG=C.UTF-8 --cmd python3 --os linux --arch amd64 \
+    --env LANG=C.UTF-8 --cmd python3 --os linux --arch "$(dpkg --print-architecture)" \
     --label org.opencontainers.image.title=ticketplatform-base \
     --label org.opencontainers.image.description="Debian bookworm minbase + python3 venv (stack/images/base-rootfs.sh)" \
     "$ctr"
@@ -143,7 +150,7 @@ input_hash() {
 archive_of() { echo "$IMAGES_DIR/$1/$(input_hash "$1").oci.tar"; }
 
 build_one() {
-  local name=$1 ref hash archive ctx log started secs
+  local name=$1 ref hash archive ctx log started secs unpacked
   ref=$(ref_of "$name")
   hash=$(input_hash "$name")
   archive="$IMAGES_DIR/$name/$hash.oci.tar"
@@ -157,7 +164,7 @@ build_one() {
   ctx=$(mktemp -d "$IMAGES_DIR/tmp/context.XXXXXX")
   python3 "$STACK_DIR/images/context.py" "$REPO_DIR" "${DOCKERFILES[$name]}" --into "$ctx" >/dev/null
   log="$IMAGES_DIR/$name/build.log"
-  if ! bh build --isolation chroot --layers --pull=never --format oci --http-proxy=false \
+  if ! bh build --isolation chroot --layers --force-rm --pull=never --format oci --http-proxy=false \
       --volume "$CA_BUNDLE:/etc/ssl/certs/ca-certificates.crt:ro" \
       --build-arg "BASE_IMAGE=$BASE_REF" \
       --label "org.opencontainers.image.title=ticketplatform-$name" \
@@ -172,10 +179,11 @@ build_one() {
   bh push --quiet "$ref" "oci-archive:$archive.tmp:$ref"
   mv "$archive.tmp" "$archive"
   secs=$((SECONDS - started))
-  printf 'build_seconds=%s\nbuilt_at=%s\nref=%s\n' "$secs" "$(date -u +%FT%TZ)" "$ref" >"$archive.meta"
+  unpacked=$(bh images --format '{{.Size}}' "$ref" | head -n1 | tr -d ' ')
+  printf 'build_seconds=%s\nbuilt_at=%s\nref=%s\nunpacked=%s\n' "$secs" "$(date -u +%FT%TZ)" "$ref" "$unpacked" >"$archive.meta"
   # Only the newest archive of an image is kept.
   find "$IMAGES_DIR/$name" -maxdepth 1 -name '*.oci.tar*' ! -name "$hash.oci.tar*" -delete
-  say "image $name: built in ${secs}s ($(human "$(stat -c %s "$archive")") compressed, $(bh images --format '{{.Size}}' "$ref" | head -n1) unpacked)"
+  say "image $name: built in ${secs}s ($(human "$(stat -c %s "$archive")") archive, $unpacked unpacked)"
 }
 
 build() {
@@ -220,18 +228,18 @@ import() {
 
 list() {
   local name ref archive have
-  ensure_base >/dev/null 2>&1 || true
-  printf '%-16s %-48s %10s %8s  %s\n' NAME REF ARCHIVE BUILD CONTAINERD
+  base_state
+  printf '%-16s %-44s %9s %9s %7s  %s\n' NAME REF ARCHIVE UNPACKED BUILD CONTAINERD
   for name in "${ORDER[@]}"; do
     ref=$(ref_of "$name")
     archive=$(archive_of "$name")
     have="-"
     [[ -S "$CONTAINERD_ADDRESS" ]] && { [[ -n "$(containerd_digest "$ref")" ]] && have=yes || have=no; }
     if [[ -s "$archive" ]]; then
-      printf '%-16s %-48s %10s %7ss  %s\n' "$name" "$ref" "$(human "$(stat -c %s "$archive")")" \
-        "$(sed -n 's/^build_seconds=//p' "$archive.meta" 2>/dev/null)" "$have"
+      printf '%-16s %-44s %9s %9s %6ss  %s\n' "$name" "$ref" "$(human "$(stat -c %s "$archive")")" \
+        "$(sed -n 's/^unpacked=//p' "$archive.meta" 2>/dev/null)" "$(sed -n 's/^build_seconds=//p' "$archive.meta" 2>/dev/null)" "$have"
     else
-      printf '%-16s %-48s %10s %8s  %s\n' "$name" "$ref" "not built" "-" "$have"
+      printf '%-16s %-44s %9s %9s %7s  %s\n' "$name" "$ref" "not built" "-" "-" "$have"
     fi
   done
 }
@@ -250,9 +258,14 @@ case "$cmd" in
   list) list ;;
   archive)
     [[ $# -eq 1 ]] && names_or_all "$1" >/dev/null || { echo "usage: $0 archive NAME" >&2; exit 2; }
-    ensure_base >/dev/null 2>&1
+    base_state
     archive=$(archive_of "$1")
     [[ -s "$archive" ]] || { say "images: $1 is not built (stack/images.sh build $1)"; exit 3; }
     echo "$archive" ;;
-  *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  prune)
+    exec 9>"$IMAGES_DIR/.lock"; flock 9
+    bh rm --all >/dev/null
+    bh rmi --prune >/dev/null || true
+    say "images: buildah storage $(du -sh "$STORE" | cut -f1) after prune" ;;
+  *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac
