@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import io
 import json
+import os
 import re
 import ssl
 import subprocess
@@ -214,3 +216,72 @@ def test_analytics_image_has_its_job_jar_and_jre(built_images: dict[str, OCIArch
     env = dict(item.split("=", 1) for item in image.config["config"]["Env"])
     assert env["FLINK_KAFKA_CONNECTOR_JAR"] == "/opt/flink/lib/flink-sql-connector-kafka.jar"
     assert image.config["config"]["Entrypoint"] == ["python", "/opt/analytics/analytics_job.py"]
+
+
+DOCKERFILES = {
+    "frontend": "services/docker/frontend.Dockerfile", "user-service": "services/docker/user-service.Dockerfile",
+    "event-catalog": "services/docker/event-catalog.Dockerfile",
+    "booking-service": "services/docker/booking-service.Dockerfile",
+    "operator": "operator/Dockerfile", "analytics-job": "flink/Dockerfile",
+}
+
+
+def pinned(name: str) -> str:
+    for line in (REPO_DIR / "stack" / "versions.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].strip()
+    raise AssertionError(f"{name} is not pinned in stack/versions.env")
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_dockerfile_base_is_a_build_arg_defaulting_to_the_registry_image(name: str) -> None:
+    """A user's `docker build` without --build-arg still gets python:3.11.11-slim-bookworm."""
+    lines = [ln.strip() for ln in (REPO_DIR / DOCKERFILES[name]).read_text().splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    assert lines[0] == "ARG BASE_IMAGE=python:3.11.11-slim-bookworm"
+    assert [ln for ln in lines if ln.startswith("FROM ")] == ["FROM ${BASE_IMAGE}"]
+
+
+def test_analytics_dockerfile_pins_the_connector_of_versions_env() -> None:
+    text = (REPO_DIR / "flink" / "Dockerfile").read_text()
+    assert f"ARG FLINK_KAFKA_CONNECTOR={pinned('FLINK_KAFKA_CONNECTOR')}\n" in text
+    assert f"apache-flink=={pinned('FLINK_VERSION')}" in (REPO_DIR / "flink" / "requirements.txt").read_text()
+    sha = re.search(r"ARG FLINK_KAFKA_CONNECTOR_SHA256=([0-9a-f]{64})\n", text)
+    assert sha, "flink/Dockerfile pins no sha256 for the connector jar"
+    version = pinned("FLINK_KAFKA_CONNECTOR")
+    cached = Path(os.environ.get("TP_CACHE_DIR", REPO_DIR / ".cache")) / "flink" / version / \
+        f"flink-sql-connector-kafka-{version}.jar"
+    if cached.is_file():  # the jar stack/flink.sh fetched with mvn (Maven checks Central's sha1)
+        assert hashlib.sha256(cached.read_bytes()).hexdigest() == sha.group(1)
+
+
+def test_input_hash_follows_the_copied_files_only(tmp_path: Path) -> None:
+    """stack/images/context.py: a change to a COPYed file (or the Dockerfile) changes the hash, a change
+    elsewhere or to a byte-cache file does not; the context holds exactly the COPYed files."""
+    repo = tmp_path / "repo"
+    (repo / "app" / "__pycache__").mkdir(parents=True)
+    (repo / "docs").mkdir()
+    (repo / "app" / "main.py").write_text("print('v1')\n")
+    (repo / "app" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\x00")
+    (repo / "requirements.txt").write_text("flask==3.1.3\n")
+    (repo / "docs" / "notes.md").write_text("n\n")
+    (repo / "Dockerfile").write_text("ARG BASE_IMAGE=python:3.11.11-slim-bookworm\nFROM ${BASE_IMAGE}\n"
+                                      "COPY requirements.txt /tmp/r.txt\nCOPY --chown=10001 app \\\n  /app/app\n")
+    script = REPO_DIR / "stack" / "images" / "context.py"
+
+    def digest(into: Path | None = None) -> str:
+        args = ["python3", str(script), str(repo), "Dockerfile"] + (["--into", str(into)] if into else [])
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+
+    first = digest(tmp_path / "ctx")
+    copied = sorted(str(p.relative_to(tmp_path / "ctx")) for p in (tmp_path / "ctx").rglob("*") if p.is_file())
+    assert copied == ["Dockerfile", "app/main.py", "requirements.txt"]
+    (repo / "docs" / "notes.md").write_text("changed\n")
+    (repo / "app" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\x01")
+    assert digest() == first
+    (repo / "app" / "main.py").write_text("print('v2')\n")
+    second = digest()
+    assert second != first
+    with (repo / "Dockerfile").open("a") as f:
+        f.write("USER 10001\n")
+    assert digest() not in (first, second)
