@@ -237,7 +237,8 @@ list() {
     [[ -S "$CONTAINERD_ADDRESS" ]] && { [[ -n "$(containerd_digest "$ref")" ]] && have=yes || have=no; }
     if [[ -s "$archive" ]]; then
       printf '%-16s %-44s %9s %9s %6ss  %s\n' "$name" "$ref" "$(human "$(stat -c %s "$archive")")" \
-        "$(sed -n 's/^unpacked=//p' "$archive.meta" 2>/dev/null)" "$(sed -n 's/^build_seconds=//p' "$archive.meta" 2>/dev/null)" "$have"
+        "$(sed -n 's/^unpacked=//p' "$archive.meta" 2>/dev/null | grep . || bh images --format '{{.Size}}' "$ref" 2>/dev/null | head -n1 | tr -d ' ')" \
+        "$(sed -n 's/^build_seconds=//p' "$archive.meta" 2>/dev/null)" "$have"
     else
       printf '%-16s %-44s %9s %9s %7s  %s\n' "$name" "$ref" "not built" "-" "-" "$have"
     fi
