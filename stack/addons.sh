@@ -4,8 +4,11 @@
 #   stack/addons.sh build    build the binaries (cached by version) and their images (cached by
 #                            content hash of binary + recipe) into oci-archives
 #   stack/addons.sh import   build if needed, import the images into containerd (k8s.io namespace)
-#   stack/addons.sh apply    import if needed, apply the manifests, wait until both are Ready and
-#                            the metrics API is Available (needs the node tp-node Ready)
+#   stack/addons.sh apply [--no-wait]
+#                            import if needed, apply the manifests, wait until both are Ready and
+#                            the metrics API is Available (needs the node tp-node Ready); with
+#                            --no-wait return right after applying (then `wait` later)
+#   stack/addons.sh wait     wait until CoreDNS, metrics-server and the metrics API are Ready
 #   stack/addons.sh status   one line per add-on
 #   stack/addons.sh delete   remove the add-ons' objects from the cluster
 #   stack/addons.sh images   print the image archives (path per line)
@@ -98,11 +101,16 @@ node_ready() {
 cmd_apply() {
   node_ready || { say "addons: node $NODE_NAME is not Ready; start the node first (stack/node.sh)"; exit 1; }
   cmd_import
-  local started=$SECONDS f
+  local f
   for f in coredns metrics-server; do
     say "addons: applying $f"
     render "$ADDONS_DIR/$f.yaml" | kubectl_admin apply -f - >/dev/null
   done
+  [[ "${1:-}" == --no-wait ]] || cmd_wait
+}
+
+cmd_wait() {
+  local started=$SECONDS f
   for f in coredns metrics-server; do
     if ! kubectl_admin -n kube-system rollout status "deployment/$f" --timeout="${WAIT_SECONDS}s" >/dev/null; then
       say "addons: $f not Ready after ${WAIT_SECONDS}s"
@@ -118,7 +126,7 @@ cmd_apply() {
     kubectl_admin get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions}' >&2 || true
     exit 1
   fi
-  say "addons: CoreDNS and metrics-server Ready, metrics API Available ($((SECONDS - started))s)"
+  say "addons: CoreDNS and metrics-server Ready, metrics API Available (waited $((SECONDS - started))s)"
 }
 
 cmd_status() {
@@ -151,9 +159,10 @@ cmd_images() {
 case "${1:-}" in
   build) cmd_build ;;
   import) cmd_import ;;
-  apply) cmd_apply ;;
+  apply) cmd_apply "${2:-}" ;;
+  wait) cmd_wait ;;
   status) cmd_status ;;
   delete) cmd_delete ;;
   images) cmd_images ;;
-  *) echo "usage: $0 build|import|apply|status|delete|images" >&2; exit 2 ;;
+  *) echo "usage: $0 build|import|apply [--no-wait]|wait|status|delete|images" >&2; exit 2 ;;
 esac

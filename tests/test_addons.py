@@ -15,6 +15,7 @@ import socket
 import struct
 import subprocess
 import uuid
+from typing import Iterator
 
 import pytest
 
@@ -94,6 +95,17 @@ def dns(addons: ControlPlane) -> ControlPlane:
     return addons
 
 
+@pytest.fixture
+def real_node_namespace(addons: ControlPlane) -> Iterator[str]:
+    """A namespace whose pods may land on the real node (the `namespace` fixture's annotations
+    send pods to kwok's fake nodes, which run nothing)."""
+    name = f"t-addons-{uuid.uuid4().hex[:6]}"
+    addons.kubectl("create", "namespace", name)
+    addons.kubectl("label", "namespace", name, "ticketplatform.test/ephemeral=true")
+    yield name
+    addons.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
 # --------------------------------------------------------------------------------- CoreDNS ----
 def test_addons_run_as_hardened_pods_on_the_real_node(addons: ControlPlane) -> None:
     for label, image_repo in (("kube-dns", "localhost/coredns:"), ("metrics-server", "localhost/metrics-server:")):
@@ -148,7 +160,7 @@ def test_cluster_dns_does_not_forward_names_outside_the_cluster(dns: ControlPlan
 
 
 def test_a_pod_resolves_service_names_and_nothing_else(
-    addons: ControlPlane, busybox_image: str, namespace: str
+    addons: ControlPlane, busybox_image: str, real_node_namespace: str
 ) -> None:
     """From inside a pod, with the resolv.conf the kubelet writes (clusterDNS, search path)."""
     script = (
@@ -161,6 +173,7 @@ def test_a_pod_resolves_service_names_and_nothing_else(
         "metadata": {"name": "dns-client"},
         "spec": {
             "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": NODE_NAME},
             "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
             "containers": [
                 {
@@ -177,6 +190,7 @@ def test_a_pod_resolves_service_names_and_nothing_else(
             ],
         },
     }
+    namespace = real_node_namespace
     addons.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
 
     def finished():

@@ -25,6 +25,6 @@ umoci config --image "$layout:build" --os linux --architecture "$(go env GOARCH)
   --config.label "org.opencontainers.image.title=$name" \
   --history.created_by "stack/addons/build-image.sh: config $name"
 # Write to a temp name, then rename: a cached archive is always complete.
-rm -f "$archive.tmp"
-skopeo copy --quiet "oci:$layout:build" "oci-archive:$archive.tmp:$ref"
-mv "$archive.tmp" "$archive"
+skopeo copy --quiet "oci:$layout:build" "oci-archive:$work/image.oci.tar:$ref"
+mv "$work/image.oci.tar" "$archive.tmp.$$"
+mv "$archive.tmp.$$" "$archive"
