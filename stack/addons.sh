@@ -136,7 +136,8 @@ cmd_status() {
       -o jsonpath='{.status.readyReplicas}/{.spec.replicas}' 2>/dev/null) || ready=""
     if [[ -z "$ready" ]]; then echo "$f: not installed"; continue; fi
     label=$( [[ $f == coredns ]] && echo kube-dns || echo "$f")
-    echo "$f: ready ${ready#/} ($(kubectl_admin -n kube-system get pods -l "k8s-app=$label" \
+    [[ $ready != /* ]] || ready="0$ready"  # readyReplicas is absent while none is ready
+    echo "$f: ready $ready ($(kubectl_admin -n kube-system get pods -l "k8s-app=$label" \
       -o jsonpath='{range .items[*]}{.metadata.name} on {.spec.nodeName} {.status.phase}{" "}{end}' 2>/dev/null))"
   done
   echo "metrics API: $(kubectl_admin get apiservice v1beta1.metrics.k8s.io \
