@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.addons",
     "tests.fixtures.operator",
     "tests.fixtures.dataplane",
+    "tests.fixtures.platform",
 ]
 
 # These change the whole stack, so they run after everything else, in this order: the node's

@@ -154,6 +154,8 @@ def _probes() -> dict[str, Any]:
     }
 
 
+PRESTOP_SLEEP_SECONDS = 5
+
 CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
@@ -178,6 +180,8 @@ def _container(name: str, svc: ServiceSpec, env: dict[str, str], secret: str | N
         "resources": svc.resources.model_dump(),
         "securityContext": copy.deepcopy(CONTAINER_SECURITY),
         "volumeMounts": [{"name": TMP_VOLUME, "mountPath": TMP_DIR}],
+        # A container that exits at start puts its last log lines in the status the operator reads.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if secret:
         container["envFrom"] = [{"secretRef": {"name": secret}}]
@@ -275,6 +279,9 @@ def deployment(platform: Platform, service: str) -> dict[str, Any]:
     container = _container(service, svc, service_env(platform, service), svc.secretRef)
     container["ports"] = [{"name": "http", "containerPort": svc.port, "protocol": "TCP"}]
     container.update(_probes())
+    # A terminating pod keeps serving for a few seconds: kube-proxy and the endpoints controller
+    # take that long to stop sending it new connections, so a rollout or a scale-down drops none.
+    container["lifecycle"] = {"preStop": {"sleep": {"seconds": PRESTOP_SLEEP_SECONDS}}}
     pod_spec = _pod_spec(platform, service, [container], selector, init=migration_container(platform, service))
     # With an HPA the operator leaves replicas alone, so the two never fight.
     return _deployment(platform, platform.child_name(service), _versioned_labels(platform, service, svc), selector,

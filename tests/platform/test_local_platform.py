@@ -59,7 +59,8 @@ def test_every_pod_runs_on_the_real_node_and_is_ready(local_platform: LocalPlatf
             assert cs["ready"] and cs["started"] and "running" in cs["state"], cs
     assert _condition(tp, "DeploymentsReady")["status"] == "True"
     ready = tp["status"]["services"]
-    assert all(ready[s]["readyReplicas"] >= 1 for s in SERVICES), ready
+    assert all(ready[s]["ready"] >= 1 and ready[s]["ready"] == ready[s]["desired"] for s in SERVICES), ready
+    assert tp["status"]["readyServices"] == "4/4"
 
 
 def test_ui_is_served_by_the_frontend_pod(local_platform: LocalPlatform) -> None:
@@ -89,7 +90,7 @@ def test_register_book_and_list_through_the_cluster(local_platform: LocalPlatfor
     assert status == 200 and booking["booking_id"] in body
 
     # The relay pod publishes it to ticket-bookings (read here from the host listener).
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False,
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False,
                              consumer_timeout_ms=1000, value_deserializer=lambda v: json.loads(v))
     try:
         partitions = [TopicPartition("ticket-bookings", p) for p in consumer.partitions_for_topic("ticket-bookings") or ()]

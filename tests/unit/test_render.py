@@ -89,6 +89,17 @@ def test_probes_start_slow_then_watch_health_and_readiness(name):
     assert startup["periodSeconds"] * startup["failureThreshold"] > live["periodSeconds"] * live["failureThreshold"]
 
 
+@pytest.mark.parametrize("service", model.SERVICE_NAMES)
+def test_web_pods_drain_before_they_stop(service):
+    deps = deployments({"kafka": KAFKA})
+    container = web(deps, service)
+    sleep = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    # Long enough for kube-proxy to stop routing to the pod, well inside the grace period.
+    grace = pod(deps[f"tickets-{service}"]).get("terminationGracePeriodSeconds", 30)
+    assert 2 <= sleep < grace
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
 def test_rendered_kinds_round_trip_through_the_kubernetes_models():
     """A misspelt field name would be dropped by the official client's models: nothing may be."""
     from kubernetes.client import ApiClient
