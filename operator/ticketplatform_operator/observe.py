@@ -40,7 +40,10 @@ def _deployment_status(dep: dict[str, Any] | None, floor: int) -> tuple[ServiceS
     ready = st.get("readyReplicas", 0)
     current = st.get("observedGeneration", 0) >= dep["metadata"].get("generation", 0)
     updated = st.get("updatedReplicas", 0) >= desired
-    is_ready = current and updated and ready >= desired
+    # No pod of an older template left: a rollout whose new pods crash keeps the old ones serving,
+    # and the service must not look ready (its pods' reasons then reach status).
+    rolled_out = st.get("replicas", 0) <= st.get("updatedReplicas", 0)
+    is_ready = current and updated and rolled_out and ready >= desired
     stalled = any(c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
                   for c in st.get("conditions", []))
     return ServiceStatus(ready=ready, desired=desired), is_ready, stalled
