@@ -13,7 +13,7 @@ import copy
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,13 @@ class LoopState:
 
 # Touched only from the event loop's thread.
 _loops: dict[tuple[str, str], LoopState] = {}
+# Objects whose clean-up has begun: no reconcile may start for them any more.
+_deleting: set[tuple[str, str]] = set()
+# The reconcile running in the pool for an object, if any. Kopf runs deletion handlers while it is
+# still stopping the daemons, and a cancelled daemon does not stop its worker thread: clean-up waits
+# for this, or a reconcile in flight could re-create what the clean-up just deleted.
+_inflight: dict[tuple[str, str], Future[Any]] = {}
+INFLIGHT_WAIT_SECONDS = 120
 _phases: dict[tuple[str, str], str] = {}
 
 
@@ -102,10 +109,13 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace
     def emit(kind: str, reason: str, message: str) -> None:
         kopf.event(body, type=kind, reason=reason, message=message)
 
+    key = (namespace, name)
     try:
         while not stopped:
             state.kick.clear()
             snapshot = copy.deepcopy(dict(body))
+            if key in _deleting or snapshot["metadata"].get("deletionTimestamp"):
+                break  # never act on an object that is being deleted
             # Until the watch delivers our own status write, trust what we wrote over the stale view.
             if state.written_rv and snapshot["metadata"].get("resourceVersion") == state.written_rv:
                 snapshot["status"] = state.written_status
@@ -113,8 +123,10 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace
                 # The context carries Kopf's event queue, so emit() works from the worker thread.
                 ctx = contextvars.copy_context()
                 platform_pods = pods.STORE.snapshot(namespace, name)
-                outcome = await loop.run_in_executor(_pool, ctx.run, reconcile, kube, snapshot, _subsystems, emit,
-                                                     platform_pods)
+                running = _pool.submit(ctx.run, reconcile, kube, snapshot, _subsystems, emit, platform_pods)
+                _inflight[key] = running
+                outcome = await asyncio.wrap_future(running)
+                _inflight.pop(key, None)  # done (a cancelled wait leaves it for the clean-up)
                 if outcome.written:
                     state.written_rv = snapshot["metadata"].get("resourceVersion")
                     state.written_status = outcome.status
@@ -136,17 +148,41 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace
         _record_phase((namespace, name), None)
 
 
+async def _wait_for_inflight(key: tuple[str, str], logger: logging.Logger) -> None:
+    running = _inflight.get(key)
+    deadline = time.monotonic() + INFLIGHT_WAIT_SECONDS
+    while running is not None and not running.done():
+        if time.monotonic() > deadline:
+            raise kopf.TemporaryError("a reconcile is still running; clean-up waits for it", delay=5)
+        await asyncio.sleep(0.1)
+    if running is not None:
+        logger.debug("clean-up after the last reconcile finished")
+    _inflight.pop(key, None)
+
+
 @kopf.on.delete(model.GROUP, model.VERSION, model.PLURAL, retries=6, backoff=5)
-def cleanup_outside_world(spec: kopf.Spec, status: kopf.Status, namespace: str, name: str,
-                          logger: logging.Logger, **_: Any) -> None:
+async def cleanup_outside_world(spec: kopf.Spec, status: kopf.Status, namespace: str, name: str,
+                                logger: logging.Logger, **_: Any) -> None:
     """Through the finalizer: cancel the analytics job; delete topics when deletionPolicy is Delete.
-    Children inside the cluster go by garbage collection (owner references)."""
+    Children inside the cluster go by garbage collection (owner references). Runs only once no
+    reconcile of this object is in flight, and none starts after it began."""
+    key = (namespace, name)
+    _deleting.add(key)
+    _kick(namespace, name)  # the loop sees _deleting and ends
+    await _wait_for_inflight(key, logger)
+    loop = asyncio.get_running_loop()
+    # The clean-up blocks (Kafka admin, engines): run it off the event loop.
+    await loop.run_in_executor(_pool, _cleanup, dict(spec), dict(status), namespace, name, logger)
+    _deleting.discard(key)
+
+
+def _cleanup(spec: dict[str, Any], status: dict[str, Any], namespace: str, name: str, logger: logging.Logger) -> None:
     try:
-        parsed = model.parse_spec(dict(spec))
+        parsed = model.parse_spec(spec)
     except Exception:  # noqa: BLE001 - an invalid spec never created anything outside
         logger.warning("spec invalid at deletion; nothing outside the cluster to clean up")
         return
-    _subsystems.cancel_analytics(namespace, name, parsed, dict(status).get("analytics"))
+    _subsystems.cancel_analytics(namespace, name, parsed, status.get("analytics"))
     deleted = _subsystems.delete_topics(parsed)
     logger.info(f"deleted Kafka topics {deleted}" if deleted else "Kafka topics retained (deletionPolicy Retain)")
 
