@@ -20,4 +20,5 @@ bench:   ## operator benchmark (N TicketPlatforms)
 	.venv/bin/python scripts/bench_operator.py
 
 clean: down
+	bash stack/hostnet.sh purge
 	rm -rf .run

@@ -66,6 +66,9 @@ stop_process() {
 : "${HOST_ADDR:=10.213.0.1}"
 export HOST_ADDR
 ensure_host_addr() {
+  # While the address is absent (after `make down`), this route keeps HOST_ADDR from leaving the
+  # machine; the address's own local route takes precedence once it is added.
+  ip route replace blackhole "$HOST_ADDR/32"
   ip -4 addr show dev lo | grep -q " $HOST_ADDR/" && return 0
   ip addr add "$HOST_ADDR/32" dev lo
   say "host address $HOST_ADDR added to lo"

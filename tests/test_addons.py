@@ -15,7 +15,6 @@ import socket
 import struct
 import subprocess
 import uuid
-from typing import Iterator
 
 import pytest
 
@@ -93,17 +92,6 @@ def dns(addons: ControlPlane) -> ControlPlane:
         f"dev {CNI_BRIDGE}" in route.stdout and " via " not in route.stdout
     ), f"route to {CLUSTER_DNS_IP} may leave the machine: {route.stdout}{route.stderr}"
     return addons
-
-
-@pytest.fixture
-def real_node_namespace(addons: ControlPlane) -> Iterator[str]:
-    """A namespace whose pods may land on the real node (the `namespace` fixture's annotations
-    send pods to kwok's fake nodes, which run nothing)."""
-    name = f"t-addons-{uuid.uuid4().hex[:6]}"
-    addons.kubectl("create", "namespace", name)
-    addons.kubectl("label", "namespace", name, "ticketplatform.test/ephemeral=true")
-    yield name
-    addons.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
 
 
 # --------------------------------------------------------------------------------- CoreDNS ----

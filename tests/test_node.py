@@ -10,7 +10,6 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.fixtures.controlplane import ControlPlane, wait_until
@@ -120,10 +119,10 @@ def test_node_is_registered_and_ready(node: Node) -> None:
     assert "localhost/pause:3.10" in node.image_names()
 
 
-def test_restricted_pod_runs_and_serves(node: Node, busybox_image: str, namespace: str) -> None:
+def test_restricted_pod_runs_and_serves(node: Node, busybox_image: str, real_node_namespace: str) -> None:
     cp = node.controlplane
-    apply(cp, namespace, restricted_web_pod("web", busybox_image))
-    pod = wait_ready(cp, namespace, "web")
+    apply(cp, real_node_namespace, restricted_web_pod("web", busybox_image))
+    pod = wait_ready(cp, real_node_namespace, "web")
     assert pod["spec"]["nodeName"] == NODE_NAME
     ip = pod["status"]["podIP"]
     assert ip.startswith("10.244.0."), ip
@@ -132,7 +131,7 @@ def test_restricted_pod_runs_and_serves(node: Node, busybox_image: str, namespac
 
     # kubectl exec: the container's identity and confinement, as the kernel reports them.
     def exec_(*cmd: str) -> subprocess.CompletedProcess[str]:
-        return cp.kubectl("exec", "-n", namespace, "web", "--", *cmd, check=False)
+        return cp.kubectl("exec", "-n", real_node_namespace, "web", "--", *cmd, check=False)
 
     ident = exec_("id")
     assert ident.returncode == 0, ident.stderr
@@ -146,15 +145,15 @@ def test_restricted_pod_runs_and_serves(node: Node, busybox_image: str, namespac
     assert readonly.returncode != 0 and "Read-only file system" in readonly.stderr + readonly.stdout
 
     # kubectl logs: the container's own output, through the kubelet.
-    logs = cp.kubectl("logs", "-n", namespace, "web").stdout
+    logs = cp.kubectl("logs", "-n", real_node_namespace, "web").stdout
     assert "serving web" in logs
 
 
 def test_services_answer_on_cluster_ip_and_loopback_node_port(
-    node: Node, busybox_image: str, namespace: str
+    node: Node, busybox_image: str, real_node_namespace: str
 ) -> None:
     cp = node.controlplane
-    apply(cp, namespace, restricted_web_pod("svc-backend", busybox_image, labels={"app": "svc-test"}))
+    apply(cp, real_node_namespace, restricted_web_pod("svc-backend", busybox_image, labels={"app": "svc-test"}))
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -165,9 +164,9 @@ def test_services_answer_on_cluster_ip_and_loopback_node_port(
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
-    apply(cp, namespace, svc)
-    wait_ready(cp, namespace, "svc-backend")
-    got = cp.kubectl_json("get", "service", "svc-test", "-n", namespace)
+    apply(cp, real_node_namespace, svc)
+    wait_ready(cp, real_node_namespace, "svc-backend")
+    got = cp.kubectl_json("get", "service", "svc-test", "-n", real_node_namespace)
     cluster_ip, node_port = got["spec"]["clusterIP"], got["spec"]["ports"][0]["nodePort"]
     assert cluster_ip.startswith("10.96.")
 
@@ -187,15 +186,15 @@ def test_services_answer_on_cluster_ip_and_loopback_node_port(
 
 
 def test_pod_reaches_the_apiserver_through_the_kubernetes_service(
-    node: Node, busybox_image: str, namespace: str
+    node: Node, busybox_image: str, real_node_namespace: str
 ) -> None:
     cp = node.controlplane
-    apply(cp, namespace, restricted_web_pod("client", busybox_image))
-    wait_ready(cp, namespace, "client")
+    apply(cp, real_node_namespace, restricted_web_pod("client", busybox_image))
+    wait_ready(cp, real_node_namespace, "client")
     # Plain HTTP to the apiserver's TLS port: Go's server answers with a recognisable 400 body.
     # 10.96.0.1:443 -> (kube-proxy) HOST_ADDR:16443.
     out = cp.kubectl(
-        "exec", "-n", namespace, "client", "--", "sh", "-c",
+        "exec", "-n", real_node_namespace, "client", "--", "sh", "-c",
         r"printf 'GET /healthz HTTP/1.0\r\n\r\n' | nc -w 5 10.96.0.1 443",
         check=False,
     )
@@ -203,7 +202,7 @@ def test_pod_reaches_the_apiserver_through_the_kubernetes_service(
 
 
 def test_pods_land_on_kwok_nodes_only_with_the_toleration(
-    node: Node, busybox_image: str, namespace: str
+    node: Node, busybox_image: str, real_node_namespace: str
 ) -> None:
     cp = node.controlplane
 
@@ -219,17 +218,17 @@ def test_pods_land_on_kwok_nodes_only_with_the_toleration(
             spec["tolerations"] = [KWOK_TOLERATION]
         return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
-    apply(cp, namespace, pause_pod("plain", False, False), pause_pod("kwok-untolerated", True, False),
+    apply(cp, real_node_namespace, pause_pod("plain", False, False), pause_pod("kwok-untolerated", True, False),
           pause_pod("kwok-tolerated", True, True))
 
     def node_of(name: str) -> str | None:
-        return cp.kubectl_json("get", "pod", name, "-n", namespace)["spec"].get("nodeName")
+        return cp.kubectl_json("get", "pod", name, "-n", real_node_namespace)["spec"].get("nodeName")
 
     assert wait_until(lambda: node_of("plain"), 60, message="pod plain scheduled") == NODE_NAME
     assert wait_until(lambda: node_of("kwok-tolerated"), 60, message="pod kwok-tolerated scheduled").startswith("kwok-node-")
 
     def unschedulable_reason() -> str | None:
-        pod = cp.kubectl_json("get", "pod", "kwok-untolerated", "-n", namespace)
+        pod = cp.kubectl_json("get", "pod", "kwok-untolerated", "-n", real_node_namespace)
         for c in pod["status"].get("conditions", []):
             if c["type"] == "PodScheduled" and c["status"] == "False":
                 return c.get("message", "")
@@ -241,7 +240,7 @@ def test_pods_land_on_kwok_nodes_only_with_the_toleration(
     assert node_of("kwok-untolerated") is None
 
 
-def test_a_missing_image_is_never_fetched_from_outside(node: Node, namespace: str) -> None:
+def test_a_missing_image_is_never_fetched_from_outside(node: Node, real_node_namespace: str) -> None:
     """containerd's registry traffic goes to a closed loopback proxy: a pull fails on this machine."""
     cp = node.controlplane
     pod = {
@@ -251,10 +250,10 @@ def test_a_missing_image_is_never_fetched_from_outside(node: Node, namespace: st
         "spec": {"containers": [{"name": "c", "image": "registry.invalid/ticketplatform/absent:0",
                                  "imagePullPolicy": "IfNotPresent"}]},
     }
-    apply(cp, namespace, pod)
+    apply(cp, real_node_namespace, pod)
 
     def pull_failure() -> str | None:
-        events = cp.kubectl_json("get", "events", "-n", namespace,
+        events = cp.kubectl_json("get", "events", "-n", real_node_namespace,
                                  "--field-selector", "involvedObject.name=absent")["items"]
         for e in events:
             if e["reason"] == "Failed" and "pull" in e["message"].lower():

@@ -42,14 +42,14 @@ def node_processes() -> list[str]:
 
 
 def test_stop_leaves_nothing_behind_and_start_works_again(
-    node: Node, busybox_image: str, namespace: str
+    node: Node, busybox_image: str, real_node_namespace: str
 ) -> None:
     cp = node.controlplane
     # Something for the teardown to clean: a running pod behind a NodePort Service.
-    apply(cp, namespace, restricted_web_pod("before", busybox_image, labels={"app": "before"}),
+    apply(cp, real_node_namespace, restricted_web_pod("before", busybox_image, labels={"app": "before"}),
           {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "before"},
            "spec": {"type": "NodePort", "selector": {"app": "before"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-    wait_ready(cp, namespace, "before")
+    wait_ready(cp, real_node_namespace, "before")
     recorded = dict(
         line.split("=", 1) for line in (NODE_DIR / "sysctls.orig").read_text().splitlines() if "=" in line
     )
@@ -91,9 +91,9 @@ def test_stop_leaves_nothing_behind_and_start_works_again(
     ).stdout
     assert ready == "True"
     # The pod from before is started again by the kubelet (same pod object, new sandbox).
-    pod = wait_ready(cp, namespace, "before")
+    pod = wait_ready(cp, real_node_namespace, "before")
     assert pod["spec"]["nodeName"] == NODE_NAME
-    out = cp.kubectl("exec", "-n", namespace, "before", "--", "cat", "/srv/index.html").stdout
+    out = cp.kubectl("exec", "-n", real_node_namespace, "before", "--", "cat", "/srv/index.html").stdout
     assert out == "hello from before\n"
     wait_until(lambda: "KUBE-SERVICES" in sh("iptables-save", "-t", "nat"), 60,
                message="kube-proxy's rules after the restart")

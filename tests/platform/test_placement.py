@@ -5,11 +5,9 @@ PodDisruptionBudget; nothing that lacks the toleration lands on a kwok node."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
-from typing import Any, Iterator
+from typing import Any
 
-import pytest
 
 from tests.fixtures.controlplane import ControlPlane, wait_until
 from tests.fixtures.platform import LocalPlatform
@@ -18,21 +16,11 @@ REAL_NODE = "tp-node"
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 
 
-@pytest.fixture
-def plain_namespace(controlplane: ControlPlane) -> Iterator[str]:
-    """A namespace without the tests' default node selector: placement comes from the spec only."""
-    name = f"t-placement-{uuid.uuid4().hex[:6]}"
-    controlplane.kubectl("create", "namespace", name)
-    controlplane.kubectl("label", "namespace", name, "ticketplatform.test/ephemeral=true")
-    yield name
-    controlplane.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
-
-
 def _pods(cp: ControlPlane, namespace: str, instance: str) -> list[dict[str, Any]]:
     return cp.kubectl_json("-n", namespace, "get", "pods", "-l", f"app.kubernetes.io/instance={instance}")["items"]
 
 
-def test_placement_puts_a_platform_on_the_kwok_nodes(local_platform: LocalPlatform, plain_namespace: str) -> None:
+def test_placement_puts_a_platform_on_the_kwok_nodes(local_platform: LocalPlatform, real_node_namespace: str) -> None:
     cp = local_platform.cp
     nodes = {n["metadata"]["name"]: n["metadata"]["labels"] for n in cp.kubectl_json("get", "nodes")["items"]}
     kwok = {name for name, labels in nodes.items() if labels.get("type") == "kwok"}
@@ -53,11 +41,11 @@ def test_placement_puts_a_platform_on_the_kwok_nodes(local_platform: LocalPlatfo
         "analytics": {"enabled": False},
     }
     manifest = {"apiVersion": "ticketing.io/v1alpha1", "kind": "TicketPlatform",
-                "metadata": {"name": "fake", "namespace": plain_namespace}, "spec": spec}
+                "metadata": {"name": "fake", "namespace": real_node_namespace}, "spec": spec}
     cp.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     def placed() -> list[dict[str, Any]] | None:
-        pods = [p for p in _pods(cp, plain_namespace, "fake") if p["spec"].get("nodeName")]
+        pods = [p for p in _pods(cp, real_node_namespace, "fake") if p["spec"].get("nodeName")]
         counts = Counter(p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods)
         return pods if counts["frontend"] == 2 and counts["event-catalog"] == 3 else None
 
@@ -72,7 +60,7 @@ def test_placement_puts_a_platform_on_the_kwok_nodes(local_platform: LocalPlatfo
                             if p["metadata"]["labels"]["app.kubernetes.io/component"] == "event-catalog")
     assert len(catalog_nodes) == 3, f"event-catalog not spread across nodes: {catalog_nodes}"
 
-    pdb = cp.kubectl_json("-n", plain_namespace, "get", "pdb", "fake-event-catalog")
+    pdb = cp.kubectl_json("-n", real_node_namespace, "get", "pdb", "fake-event-catalog")
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["metadata"]["ownerReferences"][0]["name"] == "fake"
 
