@@ -49,7 +49,8 @@ def test_stop_leaves_nothing_behind_and_start_works_again(
     apply(cp, real_node_namespace, restricted_web_pod("before", busybox_image, labels={"app": "before"}),
           {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "before"},
            "spec": {"type": "NodePort", "selector": {"app": "before"}, "ports": [{"port": 80, "targetPort": 8080}]}})
-    wait_ready(cp, real_node_namespace, "before")
+    first = wait_ready(cp, real_node_namespace, "before")
+    first_container = first["status"]["containerStatuses"][0]["containerID"]
     recorded = dict(
         line.split("=", 1) for line in (NODE_DIR / "sysctls.orig").read_text().splitlines() if "=" in line
     )
@@ -90,8 +91,15 @@ def test_stop_leaves_nothing_behind_and_start_works_again(
         "get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}"
     ).stdout
     assert ready == "True"
-    # The pod from before is started again by the kubelet (same pod object, new sandbox).
-    pod = wait_ready(cp, real_node_namespace, "before")
+    # The pod from before is started again by the kubelet (same pod object, new sandbox): wait for
+    # its new container, since the object still shows the old one as ready for a while.
+    def restarted() -> dict | None:
+        pod = cp.kubectl_json("get", "pod", "before", "-n", real_node_namespace)
+        statuses = pod["status"].get("containerStatuses") or [{}]
+        fresh = statuses[0].get("containerID") not in (None, "", first_container)
+        return pod if fresh and statuses[0].get("ready") else None
+
+    pod = wait_until(restarted, 120, message="the pod's new container, ready")
     assert pod["spec"]["nodeName"] == NODE_NAME
     out = cp.kubectl("exec", "-n", real_node_namespace, "before", "--", "cat", "/srv/index.html").stdout
     assert out == "hello from before\n"
