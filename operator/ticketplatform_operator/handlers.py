@@ -104,7 +104,6 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, namespace
                          logger: logging.Logger, **_: Any) -> None:
     state = _loops.setdefault((namespace, name), LoopState(last_tick=time.monotonic()))
     kube = _kube_client()
-    loop = asyncio.get_running_loop()
 
     def emit(kind: str, reason: str, message: str) -> None:
         kopf.event(body, type=kind, reason=reason, message=message)
