@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what the real node needs and caches it:
-#   kubelet, kube-proxy   from k8s.io/kubernetes $K8S_VERSION (same wrapper module as the control
-#                         plane) into $NODE_BIN_DIR
+#   kubelet, kube-proxy   from k8s.io/kubernetes $K8S_VERSION (stack/lib-k8sbuild.sh, as for the
+#                         control plane) into $NODE_BIN_DIR
 #   the pause image       a static C program packaged with umoci as an OCI archive
 #                         ($NODE_PAUSE_ARCHIVE), keyed by the hash of its inputs
 #   a busybox image       for the node's tests ($NODE_BUSYBOX_ARCHIVE)
@@ -9,6 +9,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 . "$STACK_DIR/node/lib-node.sh"
+. "$STACK_DIR/lib-k8sbuild.sh"
 
 # ---------------------------------------------------------------------- kubelet, kube-proxy ----
 build_binaries() {
@@ -20,43 +21,7 @@ build_binaries() {
   fi
   local started=$SECONDS
   say "building ${missing[*]} $K8S_VERSION into $NODE_BIN_DIR (cold build: a few minutes on 2 cores)"
-  export CGO_ENABLED=0 GOFLAGS=-mod=mod
-  local mod="$TP_CACHE_DIR/node/src/k8s-$K8S_VERSION"
-  rm -rf "$mod"; mkdir -p "$mod"
-  (
-    cd "$mod"
-    # k8s.io/kubernetes points its staging modules at ./staging (v0.0.0): a wrapper module requires
-    # it and replaces each with the published v0.X.Y, read from upstream's go.mod (as in
-    # stack/build-controlplane.sh).
-    local staging_version="v0.${K8S_VERSION#v1.}" upstream_gomod go_directive replaces m c kv ldflags
-    say "node: resolving k8s.io/kubernetes@$K8S_VERSION"
-    upstream_gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
-    go_directive=$(awk '/^go /{print $2; exit}' "$upstream_gomod")
-    cat > go.mod <<GOMOD
-module ticketplatform.local/k8snodebuild
-
-go $go_directive
-
-require k8s.io/kubernetes $K8S_VERSION
-GOMOD
-    replaces=$(grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/src/k8s\.io/[a-z0-9-]+' "$upstream_gomod" | awk '{print $1}')
-    for m in $replaces; do go mod edit -replace "$m=$m@$staging_version"; done
-    for c in kubelet kube-proxy; do go mod edit -tool "k8s.io/kubernetes/cmd/$c"; done
-    say "node: go mod tidy (downloads modules)"
-    go mod tidy
-    ldflags="-s -w"
-    for kv in "gitVersion=$K8S_VERSION" "gitMajor=1" "gitMinor=$(echo "$K8S_VERSION" | cut -d. -f2)" \
-              "gitTreeState=clean" "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
-      ldflags="$ldflags -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
-    done
-    mkdir -p "$NODE_BIN_DIR"
-    for c in "${missing[@]}"; do
-      say "node: building $c $K8S_VERSION"
-      # Into a temp name, then rename: an interrupted build never leaves a half binary cached.
-      go build -trimpath -ldflags "$ldflags" -o "$NODE_BIN_DIR/$c.tmp" "k8s.io/kubernetes/cmd/$c"
-      mv "$NODE_BIN_DIR/$c.tmp" "$NODE_BIN_DIR/$c"
-    done
-  )
+  build_k8s_commands "$TP_CACHE_DIR/node/src/k8s-$K8S_VERSION" "$NODE_BIN_DIR" "${missing[@]}"
   say "node binaries built in $((SECONDS - started))s"
 }
 
