@@ -18,11 +18,16 @@ phase() { # phase <name> <command...>: run one phase and report its time
 
 phase packages bash stack/system-packages.sh
 phase python bash stack/python.sh
+# The images are mostly downloads (debootstrap, pip): they build while the Go builds and the
+# cluster start use the CPUs, and are imported once the node runs.
+bash stack/images.sh build &
+images_build=$!
 phase controlplane bash stack/controlplane.sh start
 phase node bash stack/node.sh start
 phase addons bash stack/addons.sh apply
 phase dataplane bash -c 'bash stack/dataplane.sh start >/dev/null'
-phase images bash -c 'bash stack/images.sh build && bash stack/images.sh import'
+phase images-wait wait "$images_build"
+phase images-import bash stack/images.sh import
 phase operator bash stack/platform.sh operator
 # The ticket generator: S3 -> SQS -> the Lambda handler (the AWS endpoint runs no functions itself).
 phase lambda bash stack/lambda.sh start
