@@ -91,7 +91,7 @@ def test_register_book_and_list_through_the_cluster(local_platform: LocalPlatfor
 
     # The relay pod publishes it to ticket-bookings (read here from the host listener).
     consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers, enable_auto_commit=False,
-                             consumer_timeout_ms=1000, value_deserializer=lambda v: json.loads(v))
+                             consumer_timeout_ms=1000)
     try:
         partitions = [TopicPartition("ticket-bookings", p) for p in consumer.partitions_for_topic("ticket-bookings") or ()]
         consumer.assign(partitions)
@@ -99,8 +99,9 @@ def test_register_book_and_list_through_the_cluster(local_platform: LocalPlatfor
 
         def published() -> dict[str, Any] | None:
             for msg in consumer:
-                if msg.value.get("booking_id") == booking["booking_id"]:
-                    return msg.value
+                value = json.loads(msg.value)
+                if value.get("booking_id") == booking["booking_id"]:
+                    return value
             return None
 
         message = wait_until(published, timeout=90, interval=0.5, message="booking on ticket-bookings")
