@@ -456,6 +456,10 @@ cmd_start() {
   say "RBAC: the ticketplatform-operator user gets the operator's ClusterRole (operator/deploy/rbac.yaml)"
   kubectl_admin apply --server-side --force-conflicts -f "$REPO_DIR/operator/deploy/namespace.yaml" -f "$REPO_DIR/operator/deploy/rbac.yaml" \
     -f "$STACK_DIR/operator-user-rbac.yaml" >/dev/null
+  # An aggregated API whose server is not running blocks every namespace deletion (the namespace
+  # controller must discover all groups). metrics-server runs only with the node, and
+  # `stack/addons.sh apply` registers its APIService again, so a fresh start drops the stale one.
+  kubectl_admin delete apiservice v1beta1.metrics.k8s.io --ignore-not-found >/dev/null
   say "control plane up in $((SECONDS - t0))s: $APISERVER_URL"
   say "  eval \"\$($0 env)\"   # KUBECONFIG=$ADMIN_KUBECONFIG"
 }
