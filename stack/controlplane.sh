@@ -13,6 +13,7 @@
 # kubeconfig (user admin), operator.kubeconfig (user ticketplatform-operator), audit.log (json).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+. "$STACK_DIR/lib-pki.sh"
 
 CP_DIR="$TP_RUN_DIR/controlplane"
 PKI="$CP_DIR/pki"
@@ -121,24 +122,11 @@ EOF
       -addext "basicConstraints=critical,CA:TRUE" \
       -addext "keyUsage=critical,digitalSignature,keyCertSign,cRLSign" \
       -addext "subjectKeyIdentifier=hash" 2>/dev/null
-    openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$PKI/front-proxy-client.key" \
-      -out "$PKI/front-proxy-client.csr" -subj "/CN=front-proxy-client" 2>/dev/null
-    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-      "extendedKeyUsage=clientAuth" "authorityKeyIdentifier=keyid" > "$PKI/front-proxy-client.ext"
-    openssl x509 -req -sha256 -days 3650 -in "$PKI/front-proxy-client.csr" -CA "$PKI/front-proxy-ca.crt" \
-      -CAkey "$PKI/front-proxy-ca.key" -CAcreateserial -extfile "$PKI/front-proxy-client.ext" \
-      -out "$PKI/front-proxy-client.crt" 2>/dev/null
+    sign_cert "$PKI" front-proxy-client "$PKI/front-proxy-ca" "/CN=front-proxy-client" clientAuth
   fi
   if [[ ! -f "$PKI/apiserver-kubelet-client.crt" ]]; then
     # The apiserver's identity towards kubelets (logs, exec, port-forward, metrics proxy).
-    say "pki: apiserver -> kubelet client certificate"
-    openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$PKI/apiserver-kubelet-client.key" \
-      -out "$PKI/apiserver-kubelet-client.csr" -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
-    printf '%s\n' "basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-      "extendedKeyUsage=clientAuth" "authorityKeyIdentifier=keyid" > "$PKI/apiserver-kubelet-client.ext"
-    openssl x509 -req -sha256 -days 3650 -in "$PKI/apiserver-kubelet-client.csr" -CA "$PKI/ca.crt" \
-      -CAkey "$PKI/ca.key" -CAcreateserial -extfile "$PKI/apiserver-kubelet-client.ext" \
-      -out "$PKI/apiserver-kubelet-client.crt" 2>/dev/null
+    sign_cert "$PKI" apiserver-kubelet-client "$PKI/ca" "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   fi
   if [[ ! -f "$PKI/sa.key" ]]; then
     say "pki: service-account key pair"

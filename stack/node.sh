@@ -20,6 +20,7 @@ set -euo pipefail
 . "$STACK_DIR/node/lib-node.sh"
 . "$STACK_DIR/node/templates.sh"
 . "$STACK_DIR/node/host-state.sh"
+. "$STACK_DIR/lib-pki.sh"
 
 CP_DIR="$TP_RUN_DIR/controlplane"
 PKI="$CP_DIR/pki"
@@ -111,35 +112,17 @@ cert_ok() { # cert_ok <name> <san-needle>: exists, signed by the current CA, has
   [[ -z "$2" ]] || openssl x509 -in "$crt" -noout -ext subjectAltName 2>/dev/null | grep -qF "$2"
 }
 
-sign_cert() { # sign_cert <name> <subject> <extendedKeyUsage> [subjectAltName]
-  local name=$1 subj=$2 eku=$3 san=${4:-} base="$NODE_PKI/$1"
-  say "pki: $name ($subj${san:+, $san})"
-  openssl req -new -newkey rsa:2048 -nodes -sha256 -keyout "$base.key" -out "$base.csr" \
-    -subj "$subj" 2>/dev/null
-  {
-    echo "basicConstraints=critical,CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    echo "extendedKeyUsage=$eku"
-    echo "authorityKeyIdentifier=keyid"
-    [[ -z "$san" ]] || echo "subjectAltName=$san"
-  } > "$base.ext"
-  openssl x509 -req -sha256 -days 3650 -in "$base.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
-    -CAcreateserial -extfile "$base.ext" -out "$base.crt" 2>/dev/null
-  chmod 600 "$base.key"
-  rm -f "$base.csr" "$base.ext"
-}
-
 gen_pki() {
   mkdir -p "$NODE_PKI"; chmod 700 "$NODE_PKI"
   # The Node authorizer and NodeRestriction know the kubelet by this identity.
   cert_ok kubelet-client "" \
-    || sign_cert kubelet-client "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+    || sign_cert "$NODE_PKI" kubelet-client "$PKI/ca" "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
   # Serving certificate signed by the cluster CA (no serverTLSBootstrap): the apiserver and
   # metrics-server verify the kubelet at HOST_ADDR with the CA they already have.
   cert_ok kubelet-serving "IP Address:$HOST_ADDR" \
-    || sign_cert kubelet-serving "/CN=$NODE_NAME" serverAuth "IP:$HOST_ADDR,IP:127.0.0.1,DNS:$NODE_NAME"
+    || sign_cert "$NODE_PKI" kubelet-serving "$PKI/ca" "/CN=$NODE_NAME" serverAuth "IP:$HOST_ADDR,IP:127.0.0.1,DNS:$NODE_NAME"
   # Bound to system:node-proxier by the default ClusterRoleBinding of that name.
-  cert_ok kube-proxy-client "" || sign_cert kube-proxy-client "/CN=system:kube-proxy" clientAuth
+  cert_ok kube-proxy-client "" || sign_cert "$NODE_PKI" kube-proxy-client "$PKI/ca" "/CN=system:kube-proxy" clientAuth
 }
 
 write_configs() {
