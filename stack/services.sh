@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The four services (user-service, event-catalog, booking-service + its outbox relay, frontend) as
-# local gunicorn processes, run by honcho from stack/Procfile.
+# The services (the operator's table, operator/ticketplatform_operator/services.py: user-service,
+# event-catalog, booking-service + its outbox relay, frontend) as local gunicorn processes, run by
+# honcho from stack/Procfile. Each one listens on $<NAME>_PORT (stack/lib.sh) and its callers find it
+# through $<NAME>_URL.
 #   stack/services.sh start     start the data plane if needed (stack/dataplane.sh), create the Kafka
 #                               topics if missing, start the services, wait for each /health and
 #                               /ready, print the UI URL
@@ -17,9 +19,19 @@ SVC_DIR="$TP_RUN_DIR/services"
 PID_FILE="$SVC_DIR/honcho.pid"
 LOG_FILE="$SVC_DIR/services.log"
 : "${BOOKING_RELAY_METRICS_PORT:=18084}"
-NAMES=(user-service event-catalog booking-service frontend)
-declare -A PORTS=([user-service]=$USER_SERVICE_PORT [event-catalog]=$EVENT_CATALOG_PORT
-                  [booking-service]=$BOOKING_SERVICE_PORT [frontend]=$FRONTEND_PORT)
+NAMES=()
+declare -A PORTS=() PREFIXES=()
+
+# The services from the table, backends first (the order they are waited for), one line each:
+# "<name> <NAME_PREFIX> <package> <migrates>".
+load_table() {
+  local name prefix port_var
+  while read -r name prefix _; do
+    port_var="${prefix}_PORT"
+    NAMES+=("$name") PREFIXES[$name]=$prefix PORTS[$name]=${!port_var:?"$port_var is not set (stack/lib.sh)"}
+  done < <("$VENV_DIR/bin/python" -m ticketplatform_operator.services)
+  [[ ${#NAMES[@]} -gt 0 ]] || { say "services: no services from the table (is $VENV_DIR set up?)"; return 1; }
+}
 
 running_pid() {
   [[ -f "$PID_FILE" ]] || return 1
@@ -60,6 +72,7 @@ wait_healthy() {
 
 start() {
   local pid
+  load_table
   if pid="$(running_pid)"; then
     say "services: already running (honcho pid $pid)"
     wait_healthy "$pid"
@@ -77,9 +90,8 @@ start() {
   export PATH="$VENV_DIR/bin:$PATH"
   export PYTHONPATH="$REPO_DIR/services${PYTHONPATH:+:$PYTHONPATH}"
   export PYTHONUNBUFFERED=1
-  export USER_SERVICE_URL="http://127.0.0.1:$USER_SERVICE_PORT"
-  export EVENT_CATALOG_URL="http://127.0.0.1:$EVENT_CATALOG_PORT"
-  export BOOKING_SERVICE_URL="http://127.0.0.1:$BOOKING_SERVICE_PORT"
+  local name
+  for name in "${NAMES[@]}"; do export "${PREFIXES[$name]}_URL=http://127.0.0.1:${PORTS[$name]}"; done
   export BOOKINGS_TOPIC="${BOOKINGS_TOPIC:-ticket-bookings}"
   export ANALYTICS_TOPIC="${ANALYTICS_TOPIC:-analytics-results}"
   export TICKETS_BUCKET="${TICKETS_BUCKET:-ticket-platform-uploads}"
@@ -91,7 +103,6 @@ start() {
   # Without the operator nobody else creates the topics (the broker does not auto-create them).
   python -m ticketing_common.local_topics "$BOOKINGS_TOPIC:3" "$ANALYTICS_TOPIC:1"
 
-  local name
   for name in "${NAMES[@]}" booking-relay; do
     local port="${PORTS[$name]:-$BOOKING_RELAY_METRICS_PORT}"
     if http_ok "http://127.0.0.1:$port/health" || (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -111,7 +122,7 @@ start() {
     stop
     return 1
   fi
-  say "services: all four services ready"
+  say "services: all ${#NAMES[@]} services ready"
   echo "UI: http://127.0.0.1:$FRONTEND_PORT/"
 }
 
@@ -138,6 +149,7 @@ stop() {
 
 status() {
   local rc=0 pid name
+  load_table
   if pid="$(running_pid)"; then echo "services: honcho running (pid $pid), log $LOG_FILE"; else echo "services: honcho not running"; rc=3; fi
   for name in "${NAMES[@]}"; do
     local url="http://127.0.0.1:${PORTS[$name]}"

@@ -44,10 +44,18 @@ def cmd_crd(_: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import os
+
     import kopf
 
-    from . import handlers  # noqa: F401 - importing registers the handlers
+    from . import handlers  # importing registers the handlers
+    from .config import ConfigError, OperatorConfig
 
+    try:
+        config = OperatorConfig.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     # Kopf's JSON log format puts every log line, the operator's own included, on stdout.
     kopf.configure(verbose=False, log_format=kopf.LogFormat.JSON)
     kopf.run(
@@ -55,6 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         clusterwide=not args.namespace,
         namespaces=args.namespace or [],
         liveness_endpoint=args.liveness,
+        memo=kopf.Memo(runtime=handlers.Runtime(config)),
     )
     return 0
 

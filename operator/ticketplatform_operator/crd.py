@@ -116,14 +116,14 @@ def crd() -> dict[str, Any]:
                 "subresources": {"status": {}},
                 "additionalPrinterColumns": [
                     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Overall phase."},
-                    {"name": "Services", "type": "string", "jsonPath": ".status.readyServices", "description": "Ready services out of four."},
+                    {"name": "Services", "type": "string", "jsonPath": ".status.readyServices", "description": f"Ready services out of {len(model.SERVICE_NAMES)}."},
                     {"name": "Analytics", "type": "string", "jsonPath": ".status.analytics.state", "description": "State of the analytics job."},
                     {"name": "URL", "type": "string", "jsonPath": ".status.url", "description": "URL of the UI."},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
                 "schema": {"openAPIV3Schema": {
                     "type": "object",
-                    "description": "TicketPlatform runs an event-ticketing platform (four services, Kafka topics, a Flink analytics job) from one object.",
+                    "description": "TicketPlatform runs an event-ticketing platform (web services, Kafka topics, a Flink analytics job) from one object.",
                     "properties": {
                         "apiVersion": {"type": "string", "description": "APIVersion of this representation of the object."},
                         "kind": {"type": "string", "description": "Kind of the object: TicketPlatform."},

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from kubernetes.utils.quantity import parse_quantity
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_validator, model_validator
+
+from .services import SERVICES, ServiceDef, ServiceType, Setting
 
 GROUP = "ticketing.io"
 VERSION = "v1alpha1"
@@ -15,7 +17,7 @@ PLURAL = "ticketplatforms"
 SINGULAR = "ticketplatform"
 SHORT_NAMES = ["tp"]
 
-SERVICE_NAMES = ("frontend", "user-service", "event-catalog", "booking-service")
+SERVICE_NAMES = tuple(s.name for s in SERVICES)  # declared once, in services.py
 
 # An OCI image reference: [registry[:port]/]path[:tag][@sha256:digest], lower-case path components.
 IMAGE_PATTERN = (
@@ -31,7 +33,8 @@ TOPIC_NAME_PATTERN = r"^[a-zA-Z0-9._-]{1,249}$"
 LABEL_KEY_PATTERN = (r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
                      r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
-INT_OR_PERCENT_PATTERN = r"^[0-9]{1,3}%$"
+# A percentage is at most 100%, as the apiserver checks it on a PodDisruptionBudget.
+INT_OR_PERCENT_PATTERN = r"^(100|[0-9]{1,2})%$"
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 DEFAULT_IMAGE_REPOSITORY = "ghcr.io/ticketplatform"
 DEFAULT_IMAGE_TAG = "0.1.0"
@@ -194,7 +197,7 @@ class DisruptionBudget(ApiModel):
 
         if value is None or (isinstance(value, int) and value >= 0):
             return value
-        if isinstance(value, str) and re.match(INT_OR_PERCENT_PATTERN, value) and int(value[:-1]) <= 100:
+        if isinstance(value, str) and re.match(INT_OR_PERCENT_PATTERN, value):
             return value
         raise ValueError("must be a non-negative integer or a percentage such as 50%")
 
@@ -239,7 +242,7 @@ class Placement(ApiModel):
 
 
 class ServiceSpec(ApiModel):
-    """Settings shared by the four services; each service below has its own defaults."""
+    """Settings shared by the services; each one's defaults come from its declaration (services.py)."""
 
     image: str = Field(pattern=IMAGE_PATTERN, description="Container image, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/ticketplatform/booking-service:1.4.2.")
     replicas: int = Field(default=2, ge=0, le=1000, description="Replica count, used when autoscaling is off.")
@@ -274,48 +277,49 @@ def _image(service: str) -> str:
     return f"{DEFAULT_IMAGE_REPOSITORY}/{service}:{DEFAULT_IMAGE_TAG}"
 
 
-class FrontendSpec(ServiceSpec):
-    """The API gateway and browser UI."""
-
-    image: str = Field(default=_image("frontend"), pattern=IMAGE_PATTERN, description="Container image of the frontend (API gateway and browser UI).")
-    serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(default="LoadBalancer", description="Type of the Kubernetes Service in front of the pods; LoadBalancer exposes the UI.")
-
-
-class UserServiceSpec(ServiceSpec):
-    """Registers users in DynamoDB."""
-
-    image: str = Field(default=_image("user-service"), pattern=IMAGE_PATTERN, description="Container image of the user service.")
-    autoscaling: Autoscaling = Field(default_factory=_autoscaling_on, description="Horizontal pod autoscaling on CPU; on by default (2 to 10 replicas).")
-
-
 class DatabaseServiceSpec(ServiceSpec):
     """A service with a PostgreSQL schema: its migration runs in an init container of each pod."""
 
     migrationSecretRef: str | None = Field(default=None, pattern=SECRET_NAME_PATTERN, description="Secret whose keys become the environment of the migration init container (a DATABASE_URL with the schema owner's role); unset: secretRef.")
 
 
-class EventCatalogSpec(DatabaseServiceSpec):
-    """Serves the event catalogue from PostgreSQL."""
-
-    image: str = Field(default=_image("event-catalog"), pattern=IMAGE_PATTERN, description="Container image of the event catalog.")
-    seedDemoData: bool = Field(default=False, description="Fill an empty catalogue with demo events when the schema is migrated (for demos and local runs).")
+def _attribute(name: str) -> str:
+    """spec.services.user-service is Services.user_service in Python."""
+    return name.replace("-", "_")
 
 
-class BookingServiceSpec(DatabaseServiceSpec):
-    """Books tickets and publishes them to Kafka."""
+def _service_spec(svc: ServiceDef) -> type[ServiceSpec]:
+    """spec.services.<name>: the shared settings with this service's defaults, from its declaration."""
+    fields: dict[str, Any] = {
+        "image": (str, Field(default=_image(svc.name), pattern=IMAGE_PATTERN, description=f"Container image of the {svc.title}.")),
+    }
+    if svc.port != ServiceSpec.model_fields["port"].default:
+        fields["port"] = (int, Field(default=svc.port, ge=1, le=65535, description="Port the container listens on."))
+    if svc.service_type != "ClusterIP":
+        fields["serviceType"] = (ServiceType, Field(default=svc.service_type, description=f"Type of the Kubernetes Service in front of the pods; {svc.service_type} exposes {svc.exposes}."))
+    if svc.autoscaling:
+        on = _autoscaling_on()
+        fields["autoscaling"] = (Autoscaling, Field(default_factory=_autoscaling_on, description=f"Horizontal pod autoscaling on CPU; on by default ({on.minReplicas} to {on.maxReplicas} replicas)."))
+    if Setting.DEMO_SEED in svc.takes:
+        fields["seedDemoData"] = (bool, Field(default=False, description="Fill an empty catalogue with demo events when the schema is migrated (for demos and local runs)."))
+    name = "".join(part.title() for part in svc.name.split("-")) + "Spec"  # e.g. BookingServiceSpec
+    return create_model(name, __base__=DatabaseServiceSpec if svc.migrates else ServiceSpec, __module__=__name__,
+                        __doc__=svc.description, **fields)
 
-    image: str = Field(default=_image("booking-service"), pattern=IMAGE_PATTERN, description="Container image of the booking service.")
-    autoscaling: Autoscaling = Field(default_factory=_autoscaling_on, description="Horizontal pod autoscaling on CPU; on by default (2 to 10 replicas).")
+
+SERVICE_SPECS: dict[str, type[ServiceSpec]] = {svc.name: _service_spec(svc) for svc in SERVICES}
 
 
-class Services(ApiModel):
-    frontend: FrontendSpec = Field(default_factory=FrontendSpec, description="The frontend: API gateway and browser UI.")
-    user_service: UserServiceSpec = Field(default_factory=UserServiceSpec, alias="user-service", description="The user service (DynamoDB).")
-    event_catalog: EventCatalogSpec = Field(default_factory=EventCatalogSpec, alias="event-catalog", description="The event catalog (PostgreSQL).")
-    booking_service: BookingServiceSpec = Field(default_factory=BookingServiceSpec, alias="booking-service", description="The booking service (PostgreSQL and Kafka).")
-
+class _ServicesBase(ApiModel):
     def by_name(self) -> dict[str, ServiceSpec]:
-        return {name: getattr(self, name.replace("-", "_")) for name in SERVICE_NAMES}
+        return {name: getattr(self, _attribute(name)) for name in SERVICE_NAMES}
+
+
+# spec.services: one field per service, named as the service (spec.services.booking-service).
+Services = create_model("Services", __base__=_ServicesBase, __module__=__name__, **{
+    _attribute(svc.name): (SERVICE_SPECS[svc.name], Field(default_factory=SERVICE_SPECS[svc.name], alias=svc.name, description=svc.description))
+    for svc in SERVICES
+})
 
 
 class MonitoringSpec(ApiModel):
@@ -331,8 +335,23 @@ class TopicSpec(ApiModel):
 
 
 class KafkaTopics(ApiModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel("self.bookings.name != self.results.name",
+                     "'bookings and results must be two different topics, both are named ' + self.results.name",
+                     ".results.name"),
+            ]
+        }
+    )
     bookings: TopicSpec = Field(default_factory=lambda: TopicSpec(name="ticket-bookings"), description="Topic the booking service publishes accepted bookings to.")
     results: TopicSpec = Field(default_factory=lambda: TopicSpec(name="analytics-results"), description="Topic the analytics job writes windowed totals to.")
+
+    @model_validator(mode="after")
+    def _two_topics(self) -> "KafkaTopics":
+        if self.bookings.name == self.results.name:
+            raise ValueError(f"bookings and results must be two different topics, both are named {self.results.name}")
+        return self
 
 
 class KafkaSpec(ApiModel):
@@ -387,7 +406,7 @@ class AnalyticsSpec(ApiModel):
 
 
 class TicketPlatformSpec(ApiModel):
-    services: Services = Field(default_factory=Services, description="The four services: frontend, user-service, event-catalog, booking-service.")
+    services: Services = Field(default_factory=Services, description=f"The services: {', '.join(SERVICE_NAMES)}.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Prometheus scraping of the services.")
     kafka: KafkaSpec = Field(default_factory=KafkaSpec, description="Kafka connection and the topics the operator manages.")
     analytics: AnalyticsSpec = Field(default_factory=AnalyticsSpec, description="The Flink analytics job.")
@@ -431,6 +450,14 @@ class AnalyticsStatus(BaseModel):
     message: str = Field(default="", description="Details of the job state.")
     specHash: str | None = Field(default=None, description="Hash of the job settings the running job was submitted with.")
     restarts: int = Field(default=0, description="Consecutive failures of the current job (drives the restart back-off).")
+    location: str | None = Field(default=None, description="Where the job runs, enough to cancel it without the spec (kept while the spec is invalid): projects/<project>/regions/<region>/clusters/<cluster> for dataproc.")
+
+
+class KafkaStatus(BaseModel):
+    """What deleting the platform must do to its topics, recorded from the last valid spec."""
+
+    bootstrapServers: str | None = Field(default=None, description="Kafka bootstrap servers the topics were created on.")
+    deletionPolicy: str | None = Field(default=None, description="Retain or Delete: what deleting the TicketPlatform does to the topics.")
 
 
 class TicketPlatformStatus(BaseModel):
@@ -438,9 +465,10 @@ class TicketPlatformStatus(BaseModel):
     observedGeneration: int | None = Field(default=None, description="Generation of the spec the status describes.")
     conditions: list[Condition] = Field(default_factory=list, description="Conditions per subsystem, rolled up into Ready.")
     services: dict[str, ServiceStatus] = Field(default_factory=dict, description="Ready and desired replicas per service.")
-    readyServices: str = Field(default="0/4", description="Services whose replicas are all ready, as N/4.")
+    readyServices: str = Field(default=f"0/{len(SERVICE_NAMES)}", description=f"Services whose replicas are all ready, as N/{len(SERVICE_NAMES)}.")
     topics: list[TopicState] = Field(default_factory=list, description="State of each Kafka topic.")
     analytics: AnalyticsStatus = Field(default_factory=AnalyticsStatus, description="State of the analytics job.")
+    kafka: KafkaStatus = Field(default_factory=KafkaStatus, description="Where the topics live and their deletion policy, from the last valid spec.")
     url: str | None = Field(default=None, description="URL of the UI.")
 
 

@@ -1,6 +1,6 @@
 """Observe: read the live children and turn them into facts for the status (no writes).
 
-Pods come from the operator's pod watch (pods.STORE, a snapshot handed in by the reconcile loop);
+Pods come from the operator's pod watch (its pod store, a snapshot handed in by the reconcile loop);
 without one (the CLI, tests driving reconcile directly) they are listed once per observe."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class Observation:
 
     @property
     def ready_count(self) -> int:
-        # The N of "N/4": the four services only (the outbox relay counts toward DeploymentsReady).
+        # The N of "N/M": the services only (the outbox relay counts toward DeploymentsReady).
         return len([n for n in SERVICE_NAMES if n not in self.not_ready])
 
 
@@ -85,7 +85,7 @@ def deployments_condition(obs: Observation) -> CondResult:
         detail = ", ".join(f"{n} {obs.services[n].ready}/{obs.services[n].desired}"
                            + (f" ({obs.waiting[n]})" if n in obs.waiting else "") for n in obs.not_ready)
         return CondResult("DeploymentsReady", "False", "ServicesNotReady", f"waiting for {detail}")
-    return CondResult("DeploymentsReady", "True", "AllServicesReady", "All four services and the outbox relay have their replicas ready.")
+    return CondResult("DeploymentsReady", "True", "AllServicesReady", "All services and the outbox relay have their replicas ready.")
 
 
 def list_pods(kube: Kube, platform: Platform) -> list[dict[str, Any]]:

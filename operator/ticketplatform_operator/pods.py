@@ -1,5 +1,5 @@
 """Pods of the platforms, as the kubelet reports them: a small summary per pod, a thread-safe store
-the pod watch fills (handlers.py), and the pure rule that says why a pod is not running.
+the pod watch fills (handlers.Runtime.pods), and the pure rule that says why a pod is not running.
 
 The store keeps summaries, not whole pods: a few hundred bytes each, so a benchmark with thousands
 of (kwok) pods costs little memory. Reconciles read a snapshot of their platform's pods from it
@@ -184,5 +184,3 @@ class PodStore:
         with self._lock:
             return list(self._by_owner.get((namespace, name), {}).values())
 
-
-STORE = PodStore()

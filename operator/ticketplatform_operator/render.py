@@ -12,6 +12,7 @@ from typing import Any
 
 from . import model
 from .model import SERVICE_NAMES, DatabaseServiceSpec, Placement, ServiceSpec, TicketPlatformSpec
+from .services import BY_NAME, SERVICES, Setting
 
 MANAGED_BY = "ticketplatform-operator"
 PART_OF = "ticketplatform"
@@ -26,12 +27,16 @@ TMP_DIR = "/tmp"
 TMP_SIZE_LIMIT = "64Mi"
 METRICS_DIR = f"{TMP_DIR}/prometheus"
 
-# The outbox relay: one process per platform, in its own Deployment (never one per web worker).
-RELAY = "outbox-relay"
-RELAY_PORT = 8080
-RELAY_COMMAND = ["python", "-m", "booking_service.relay"]
+# The outbox relay: one process per platform, in its own Deployment (never one per web worker),
+# the companion of the one service that declares it.
+RELAY_OWNER = next(s for s in SERVICES if s.companion)
+RELAY = RELAY_OWNER.companion.name
+RELAY_PORT = RELAY_OWNER.companion.port
+RELAY_COMMAND = ["python", "-m", RELAY_OWNER.companion.module]
 # Services with a PostgreSQL schema, and the package whose `python -m <package>.migrate` migrates it.
-MIGRATIONS = {"event-catalog": "event_catalog", "booking-service": "booking_service"}
+MIGRATIONS = {s.name: s.package for s in SERVICES if s.migrates}
+# The DynamoDB table of users (Terraform creates it under this name).
+USERS_TABLE = "ticket-booking-users"
 
 
 @dataclass(frozen=True)
@@ -90,31 +95,37 @@ def _service_url(platform: Platform, service: str) -> str:
     return f"http://{platform.child_name(service)}:{SERVICE_PORT}"
 
 
+def _setting(spec: TicketPlatformSpec, svc: ServiceSpec, setting: Setting) -> str | None:
+    """A data-plane setting's value for one service; None leaves the variable out."""
+    if setting is Setting.KAFKA_BOOTSTRAP:
+        return spec.kafka.bootstrapServers
+    if setting is Setting.BOOKINGS_TOPIC:
+        return spec.kafka.topics.bookings.name
+    if setting is Setting.RESULTS_TOPIC:
+        return spec.kafka.topics.results.name
+    if setting is Setting.USERS_TABLE:
+        return USERS_TABLE
+    if setting is Setting.DEMO_SEED:
+        # Read by the migration init container: demo events only when the spec asks for them.
+        return "true" if svc.seedDemoData else "false"  # a field of the services that take it
+    raise ValueError(f"no value for setting {setting.name}")
+
+
 def service_env(platform: Platform, service: str) -> dict[str, str]:
-    """Environment the operator wires in for each service; spec env overrides it."""
-    spec = platform.spec
-    svc = spec.services.by_name()[service]
-    env = {"SERVICE_NAME": service, "PORT": str(svc.port), "LOG_FORMAT": "json",
+    """Environment the operator wires in for each service, as its declaration (services.py) says:
+    the settings it takes, its fixed settings, the URL of each backend it calls. Spec env overrides it."""
+    declared = BY_NAME[service]
+    svc = platform.spec.services.by_name()[service]
+    env = {"SERVICE_NAME": service, "PORT": str(svc.port),
            # Both on the writable emptyDir (the gunicorn config and the app create the metrics dir).
            "PROMETHEUS_MULTIPROC_DIR": METRICS_DIR, "GUNICORN_WORKER_TMP_DIR": TMP_DIR}
-    if service == "user-service":
-        env["USERS_TABLE"] = "ticket-booking-users"
-    if service in ("booking-service", "frontend"):
-        if spec.kafka.bootstrapServers:
-            env["KAFKA_BOOTSTRAP_SERVERS"] = spec.kafka.bootstrapServers
-        env["BOOKINGS_TOPIC"] = spec.kafka.topics.bookings.name
-        env["ANALYTICS_TOPIC"] = spec.kafka.topics.results.name
-    if service == "event-catalog":
-        # Read by the migration init container: demo events only when the spec asks for them.
-        env["CATALOG_SEED"] = "true" if spec.services.event_catalog.seedDemoData else "false"
-    if service == "booking-service":
-        # The relay runs in its own Deployment (outbox_relay below), not in every web worker.
-        env["OUTBOX_RELAY"] = "off"
-        env["USER_SERVICE_URL"] = _service_url(platform, "user-service")
-        env["EVENT_CATALOG_URL"] = _service_url(platform, "event-catalog")
-    if service == "frontend":
-        for backend in ("user-service", "event-catalog", "booking-service"):
-            env[backend.upper().replace("-", "_") + "_URL"] = _service_url(platform, backend)
+    for setting in declared.takes:
+        value = _setting(platform.spec, svc, setting)
+        if value is not None:
+            env[setting.env] = value
+    env.update(declared.env)
+    for backend in declared.calls:
+        env[BY_NAME[backend].url_env] = _service_url(platform, backend)
     env.update(svc.env)
     return env
 
@@ -124,14 +135,17 @@ def config_hash(obj: Any) -> str:
 
 
 def relay_env(platform: Platform) -> dict[str, str]:
-    """The relay runs booking-service's code and configuration, plus its own health/metrics port."""
-    env = {k: v for k, v in service_env(platform, "booking-service").items() if k not in ("PORT", "OUTBOX_RELAY")}
+    """The relay runs its owner's (booking-service's) code and configuration, plus its own
+    health/metrics port; not the owner's web port nor its fixed settings (OUTBOX_RELAY=off keeps
+    the relay out of the web workers)."""
+    drop = {"PORT", *RELAY_OWNER.env}
+    env = {k: v for k, v in service_env(platform, RELAY_OWNER.name).items() if k not in drop}
     env["SERVICE_NAME"] = RELAY
     env["RELAY_METRICS_PORT"] = str(RELAY_PORT)
     if platform.spec.analytics.enabled:
         # Watermark heartbeats from the relay close analytics windows when bookings pause.
         env["RELAY_HEARTBEAT_SECONDS"] = "5"
-    env.update(platform.spec.services.booking_service.env)
+    env.update(platform.spec.services.by_name()[RELAY_OWNER.name].env)
     return env
 
 
@@ -300,14 +314,15 @@ def outbox_relay(platform: Platform) -> dict[str, Any]:
     unset: there is nowhere to publish, and bookings wait in the outbox. No Service: its small HTTP
     server answers the probes, /health (the relay loop turns) and /ready (its last pass reached
     PostgreSQL and, when it had something to send, Kafka), and /metrics. Placed like booking-service."""
-    svc = platform.spec.services.booking_service
+    owner = RELAY_OWNER.name
+    svc = platform.spec.services.by_name()[owner]
     selector = relay_selector_labels(platform)
-    labels = {**_versioned_labels(platform, "booking-service", svc), **selector, "app.kubernetes.io/component": RELAY}
+    labels = {**_versioned_labels(platform, owner, svc), **selector, "app.kubernetes.io/component": RELAY}
     container = _container(RELAY, svc, relay_env(platform), svc.secretRef)
     container["command"] = list(RELAY_COMMAND)
     container["ports"] = [{"name": "http", "containerPort": RELAY_PORT, "protocol": "TCP"}]
     container.update(_probes())
-    pod_spec = _pod_spec(platform, "booking-service", [container], selector)
+    pod_spec = _pod_spec(platform, owner, [container], selector)
     replicas = 1 if platform.spec.kafka.bootstrapServers else 0
     return _deployment(platform, platform.child_name(RELAY), labels, selector, pod_spec, replicas,
                        strategy={"type": "Recreate"})

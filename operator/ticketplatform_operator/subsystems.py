@@ -5,17 +5,17 @@ endpoint and shared by all reconcile loops; every call is idempotent, so a retry
 restart adopts what is already there instead of creating it twice."""
 from __future__ import annotations
 
-import os
+import re
 import threading
 import time
 from typing import Any, Callable
 
 from . import metrics
 from .analytics import (CANCELLING, DONE, FAILED, PENDING, RESTARTING, RUNNING, TERMINAL_STATES, UNKNOWN, CANCELLED,
-                        JobStatus, make_engine, request_from_spec)
+                        JobRequest, JobStatus, make_engine, request_from_spec)
 from .model import AnalyticsStatus, TicketPlatformSpec, TopicState
 from .status import CondResult
-from .topics import REPLICATION_CHANGE_REFUSED, SHRINK_REFUSED, KafkaUnavailable, TopicManager
+from .topics import REPLICATION_CHANGE_REFUSED, SHRINK_REFUSED, TopicManager
 from .topics import TopicSpec as KafkaTopicSpec
 
 NOT_CONFIGURED = "KafkaNotConfigured"
@@ -31,11 +31,20 @@ def desired_topics(spec: TicketPlatformSpec) -> list[KafkaTopicSpec]:
 
 
 class Subsystems:
-    def __init__(self, topic_manager_factory: Callable[[str], TopicManager] = TopicManager):
+    """`engine_settings`: keyword arguments per engine kind (from the operator's configuration)."""
+
+    def __init__(self, topic_manager_factory: Callable[[str], TopicManager] = TopicManager,
+                 engine_settings: dict[str, dict[str, Any]] | None = None, dataproc_endpoint: str | None = None):
         self._topic_manager_factory = topic_manager_factory
+        self._engine_settings = engine_settings or {}
+        self._dataproc_endpoint = dataproc_endpoint
         self._topic_managers: dict[str, TopicManager] = {}
         self._engines: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Subsystems":
+        return cls(engine_settings={"local": config.local_engine_settings()}, dataproc_endpoint=config.dataproc_endpoint)
 
     def topic_manager(self, bootstrap_servers: str) -> TopicManager:
         with self._lock:
@@ -50,11 +59,8 @@ class Subsystems:
             return (CondResult("TopicsReady", "Unknown", NOT_CONFIGURED, "spec.kafka.bootstrapServers is not set."),
                     [TopicState(name=t.name, state="NotConfigured") for t in wanted])
         started = time.monotonic()
-        try:
+        try:  # KafkaUnavailable goes up: the reconcile reports it and backs off
             results = self.topic_manager(spec.kafka.bootstrapServers).reconcile(wanted)
-        except KafkaUnavailable as exc:
-            return (CondResult("TopicsReady", "False", "KafkaUnavailable", str(exc)),
-                    [TopicState(name=t.name, state="Unknown", message="broker unreachable") for t in wanted])
         finally:
             metrics.EXTERNAL_SECONDS.labels(target="kafka").observe(time.monotonic() - started)
         states = [TopicState(name=r.name, state=r.state, partitions=r.partitions,
@@ -67,12 +73,19 @@ class Subsystems:
             return CondResult("TopicsReady", "False", "TopicError", "; ".join(f"{r.name}: {r.message}" for r in failed)), states
         return CondResult("TopicsReady", "True", "TopicsReady", ", ".join(f"{r.name} ({r.partitions} partitions)" for r in results)), states
 
-    def delete_topics(self, spec: TicketPlatformSpec) -> list[str]:
-        """On TicketPlatform deletion: delete the topics only when deletionPolicy is Delete."""
-        if spec.kafka.deletionPolicy != "Delete" or not spec.kafka.bootstrapServers:
+    def delete_topics(self, spec: TicketPlatformSpec | None, recorded: dict[str, Any]) -> list[str]:
+        """On TicketPlatform deletion: delete the topics only when deletionPolicy is Delete. The
+        spec decides; when it is invalid, what status recorded from the last valid one does."""
+        if spec is not None:
+            servers, policy = spec.kafka.bootstrapServers, spec.kafka.deletionPolicy
+            names = [t.name for t in desired_topics(spec)]
+        else:
+            kafka = recorded.get("kafka") or {}
+            servers, policy = kafka.get("bootstrapServers"), kafka.get("deletionPolicy")
+            names = [t["name"] for t in recorded.get("topics") or [] if t.get("name")]
+        if policy != "Delete" or not servers or not names:
             return []
-        names = [t.name for t in desired_topics(spec)]
-        self.topic_manager(spec.kafka.bootstrapServers).delete(names)
+        self.topic_manager(servers).delete(names)
         return names
 
     # ---- analytics -----------------------------------------------------------------------------
@@ -80,8 +93,8 @@ class Subsystems:
         """One engine per kind per operator (the local engine supervises its jobs from a thread)."""
         with self._lock:
             if name not in self._engines:
-                kwargs: dict[str, Any] = {}
-                endpoint = os.environ.get("TP_DATAPROC_ENDPOINT")
+                kwargs: dict[str, Any] = dict(self._engine_settings.get(name, {}))
+                endpoint = self._dataproc_endpoint
                 if name == "dataproc" and endpoint:
                     # A plaintext endpoint speaking the Dataproc API (the tests' local gRPC server).
                     import grpc
@@ -95,9 +108,10 @@ class Subsystems:
 
     def analytics(self, namespace: str, name: str, spec: TicketPlatformSpec,
                   previous: dict[str, Any] | None, uid: str | None = None,
-                  pods: list[dict[str, Any]] | None = None) -> tuple[CondResult, AnalyticsStatus]:
+                  pods: list[dict[str, Any]] | None = None, kube: Any = None) -> tuple[CondResult, AnalyticsStatus]:
         """`uid` (the TicketPlatform's) owns what an engine creates in the cluster; `pods` (summaries
-        from the pod watch) spare the kubernetes engine a pod list."""
+        from the pod watch) and `kube` (the reconcile's cached client) spare the kubernetes engine
+        its reads."""
         settings = spec.analytics
         previous = previous or {}
         if not settings.enabled or not spec.kafka.bootstrapServers:
@@ -114,25 +128,50 @@ class Subsystems:
         started = time.monotonic()
         try:
             request = request_from_spec(namespace, name, spec, owner_uid=uid)
-            extra = {"pods": pods} if settings.engine == "kubernetes" and pods is not None else {}
+            extra: dict[str, Any] = {}
+            if settings.engine == "kubernetes":
+                extra = {k: v for k, v in (("pods", pods), ("kube", kube)) if v is not None}
             job = self.engine(settings.engine).ensure(request, JobStatus.from_status(previous), **extra)
         finally:
             metrics.EXTERNAL_SECONDS.labels(target=f"analytics-{settings.engine}").observe(time.monotonic() - started)
-        status = AnalyticsStatus(engine=settings.engine, state=job.state, jobId=job.job_id,
-                                 lastStateChange=job.last_state_change, message=job.message,
-                                 specHash=job.spec_hash, restarts=job.restarts)
+        status = AnalyticsStatus(engine=settings.engine, location=job_location(request), **job.to_status())
         reason, cond_status = JOB_CONDITIONS.get(job.state, ("JobNotRunning", "False"))
         return CondResult("AnalyticsReady", cond_status, reason, f"{settings.engine} job {job.job_id or '-'}: {job.state}. {job.message}".strip()), status
 
-    def cancel_analytics(self, namespace: str, name: str, spec: TicketPlatformSpec, previous: dict[str, Any] | None) -> None:
-        """Cancel the job recorded in status (on deletion, or when analytics is switched off)."""
-        previous = previous or {}
-        if previous.get("jobId") and previous.get("state") not in TERMINAL_STATES:
-            self._cancel_with(previous.get("engine") or spec.analytics.engine, namespace, name, spec, previous)
+    def cancel_analytics(self, namespace: str, name: str, spec: TicketPlatformSpec | None,
+                         recorded: dict[str, Any] | None) -> None:
+        """Cancel the job recorded in status (on deletion, or when analytics is switched off).
+        Without a valid spec, status alone says where the job runs."""
+        recorded = recorded or {}
+        if recorded.get("jobId") and recorded.get("state") not in TERMINAL_STATES:
+            engine = recorded.get("engine") or (spec.analytics.engine if spec is not None else None)
+            if engine:
+                self._cancel_with(engine, namespace, name, spec, recorded)
 
-    def _cancel_with(self, engine: str, namespace: str, name: str, spec: TicketPlatformSpec, previous: dict[str, Any]) -> None:
-        request = request_from_spec(namespace, name, spec)
-        self.engine(engine).cancel(request, JobStatus.from_status(previous))
+    def _cancel_with(self, engine: str, namespace: str, name: str, spec: TicketPlatformSpec | None,
+                     recorded: dict[str, Any]) -> None:
+        # The recorded location wins: the spec may point elsewhere by now.
+        request = request_from_location(namespace, name, recorded.get("location")) \
+            or (request_from_spec(namespace, name, spec) if spec is not None else JobRequest.build(namespace, name))
+        self.engine(engine).cancel(request, JobStatus.from_status(recorded))
+
+
+def job_location(request: JobRequest) -> str | None:
+    """Where a job runs, recorded in status so that it can be cancelled without the spec."""
+    if request.project_id and request.region and request.cluster_name:
+        return f"projects/{request.project_id}/regions/{request.region}/clusters/{request.cluster_name}"
+    return None
+
+
+_LOCATION = re.compile(r"^projects/(?P<project>[^/]+)/regions/(?P<region>[^/]+)/clusters/(?P<cluster>[^/]+)$")
+
+
+def request_from_location(namespace: str, name: str, location: str | None) -> JobRequest | None:
+    found = _LOCATION.match(location or "")
+    if not found:
+        return None
+    return JobRequest.build(namespace, name, project_id=found["project"], region=found["region"],
+                            cluster_name=found["cluster"])
 
 
 # Job state -> (AnalyticsReady reason, condition status); reasons in status.ERROR_REASONS degrade the platform.

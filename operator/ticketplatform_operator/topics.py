@@ -47,7 +47,6 @@ __all__ = [
     "ERROR",
     "SHRINK_REFUSED",
     "REPLICATION_CHANGE_REFUSED",
-    "DELETED",
     "default_admin_factory",
 ]
 
@@ -57,7 +56,6 @@ CREATING = "Creating"  # accepted by the broker, leaders not elected yet
 ERROR = "Error"  # the broker refused the request (bad config value, replication > brokers, ...)
 SHRINK_REFUSED = "ShrinkRefused"
 REPLICATION_CHANGE_REFUSED = "ReplicationChangeRefused"
-DELETED = "Deleted"  # for the caller's use after delete(); reconcile() never returns it
 
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 _UNKNOWN_TOPIC = kerrors.UnknownTopicOrPartitionError.errno
@@ -138,17 +136,6 @@ class TopicStatus:
     @property
     def ok(self) -> bool:
         return self.state == READY
-
-    def to_dict(self) -> dict[str, Any]:
-        """camelCase, for the CR status."""
-        out: dict[str, Any] = {"name": self.name, "state": self.state, "message": self.message}
-        if self.partitions is not None:
-            out["partitions"] = self.partitions
-        if self.replication_factor is not None:
-            out["replicationFactor"] = self.replication_factor
-        if self.field:
-            out["field"] = self.field
-        return out
 
 
 def _config_str(value: Any) -> str:
@@ -303,11 +290,6 @@ class TopicManager:
 
     # -- public API -------------------------------------------------------------------------
 
-    def ping(self) -> None:
-        """Raise KafkaUnavailable unless the cluster answers a metadata request."""
-        with self._lock:
-            self._call("describe_topics", [])
-
     def reconcile(self, desired: Iterable[TopicSpec]) -> list[TopicStatus]:
         """Bring the cluster in line with `desired`; one status per spec, in order.
 
@@ -352,21 +334,6 @@ class TopicManager:
                     return
                 time.sleep(0.2)
             log.info("topics %s still listed after delete; Kafka finishes deleting them asynchronously", names)
-
-    def describe(self, names: Iterable[str]) -> dict[str, TopicStatus]:
-        """Read-only: the current state of the named topics (missing ones are left out)."""
-        names = list(dict.fromkeys(names))
-        with self._lock:
-            return {
-                name: TopicStatus(
-                    name=name,
-                    state=READY if not info["not_ready"] else CREATING,
-                    partitions=info["partitions"],
-                    replication_factor=info["replication_factor"],
-                    message=info["not_ready"] or "",
-                )
-                for name, info in self._existing(names).items()
-            }
 
     # -- internals --------------------------------------------------------------------------
 

@@ -27,8 +27,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> Flask:
     app.config["MAX_FORM_MEMORY_SIZE"] = 64 * 1024
     app.extensions["backends"] = {
         name: Backend(name, url, cfg.backend_connect_timeout, cfg.backend_read_timeout)
-        for name, url in (("user-service", cfg.user_service_url), ("event-catalog", cfg.event_catalog_url),
-                          ("booking-service", cfg.booking_service_url))
+        for name, url in cfg.backend_urls().items()
     }
     app.extensions["health_pool"] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health")
     store = TicketStore(cfg)

@@ -5,6 +5,19 @@ from dataclasses import dataclass
 
 from ticketing_common.config import env_bool, env_float, env_int, env_str
 
+# The backends the gateway forwards to (the operator's table of services names the same ones for
+# the frontend). Each one's base URL is the field <name>_url, read from <NAME>_URL; the defaults are
+# the local stack's ports.
+BACKENDS = ("user-service", "event-catalog", "booking-service")
+
+
+def _field(backend: str) -> str:
+    return backend.replace("-", "_") + "_url"
+
+
+def _variable(backend: str) -> str:
+    return backend.upper().replace("-", "_") + "_URL"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -27,9 +40,7 @@ class Config:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Config":
         return cls(
-            user_service_url=env_str("USER_SERVICE_URL", cls.user_service_url, environ).rstrip("/"),
-            event_catalog_url=env_str("EVENT_CATALOG_URL", cls.event_catalog_url, environ).rstrip("/"),
-            booking_service_url=env_str("BOOKING_SERVICE_URL", cls.booking_service_url, environ).rstrip("/"),
+            **{_field(b): env_str(_variable(b), getattr(cls, _field(b)), environ).rstrip("/") for b in BACKENDS},
             backend_connect_timeout=env_float("BACKEND_CONNECT_TIMEOUT", cls.backend_connect_timeout, environ, minimum=0.05),
             backend_read_timeout=env_float("BACKEND_READ_TIMEOUT", cls.backend_read_timeout, environ, minimum=0.1),
             health_timeout=env_float("HEALTH_TIMEOUT", cls.health_timeout, environ, minimum=0.1),
@@ -43,3 +54,7 @@ class Config:
             analytics_topic=env_str("ANALYTICS_TOPIC", cls.analytics_topic, environ),
             log_level=env_str("LOG_LEVEL", cls.log_level, environ),
         )
+
+    def backend_urls(self) -> dict[str, str]:
+        """Base URL of each backend, by service name."""
+        return {b: getattr(self, _field(b)) for b in BACKENDS}

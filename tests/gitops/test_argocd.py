@@ -322,10 +322,11 @@ def _platform(status: dict | None, generation: int = 3) -> dict:
 
 def _status(*results: tuple[str, str, str, str], generation: int = 3, ready_services: int = 4) -> dict:
     """A status built by the operator's own status code from subsystem results."""
+    from ticketplatform_operator.model import SERVICE_NAMES
     from ticketplatform_operator.status import CondResult, build_status
 
-    return build_status(None, generation, [CondResult(*r) for r in results], ready_services=ready_services,
-                        url="http://tickets.example.com")
+    return build_status(None, generation, [CondResult(*r) for r in results],
+                        {"readyServices": f"{ready_services}/{len(SERVICE_NAMES)}", "url": "http://tickets.example.com"})
 
 
 ALL_GOOD = [("DeploymentsReady", "True", "AllServicesReady", "All four services have their replicas ready."),

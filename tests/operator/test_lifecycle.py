@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import json
 
+from ticketplatform_operator.services import NAMES as SERVICES, SERVICES as DECLARED
 from tests.fixtures.controlplane import wait_until
 from tests.fixtures.operator import apply_tp, get_tp, tp_manifest, wait_phase
 
-SERVICES = ("frontend", "user-service", "event-catalog", "booking-service")
+ALL_READY = f"{len(SERVICES)}/{len(SERVICES)}"
 
 
 def _children(cp, ns, kind):
@@ -17,16 +18,16 @@ def _children(cp, ns, kind):
 def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     cp = controlplane
     cp.kubectl("-n", namespace, "apply", "-f", "examples/minimal.yaml")
-    deployments = wait_until(lambda: (d := _children(cp, namespace, "deployments")) and len(d) == 5 and d,
-                             timeout=30, message="five deployments")
+    deployments = wait_until(lambda: (d := _children(cp, namespace, "deployments")) and len(d) == len(SERVICES) + 1 and d,
+                             timeout=30, message="a deployment per service and the relay's")
     assert set(deployments) == {f"tickets-{s}" for s in SERVICES} | {"tickets-outbox-relay"}
     assert deployments["tickets-outbox-relay"]["spec"]["replicas"] == 0  # no Kafka configured: nothing to relay
     services = _children(cp, namespace, "services")
     assert set(services) == {f"tickets-{s}" for s in SERVICES}
     assert services["tickets-frontend"]["spec"]["type"] == "LoadBalancer"
-    assert all(services[f"tickets-{s}"]["spec"]["type"] == "ClusterIP" for s in SERVICES[1:])
+    assert all(services[f"tickets-{s.name}"]["spec"]["type"] == s.service_type for s in DECLARED)
     hpas = _children(cp, namespace, "hpa")
-    assert set(hpas) == {"tickets-user-service", "tickets-booking-service"}
+    assert set(hpas) == {f"tickets-{s.name}" for s in DECLARED if s.autoscaling}
     for hpa in hpas.values():
         assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
         assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70
@@ -50,7 +51,7 @@ def test_minimal_example_becomes_ready(controlplane, operator, namespace):
 
     tp = wait_phase(cp, namespace, "tickets", "Ready", timeout=120)
     status = tp["status"]
-    assert status["readyServices"] == "4/4"
+    assert status["readyServices"] == ALL_READY
     assert status["observedGeneration"] == tp["metadata"]["generation"]
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Ready"]["status"] == "True"
@@ -60,11 +61,11 @@ def test_minimal_example_becomes_ready(controlplane, operator, namespace):
     assert conditions["AnalyticsReady"]["reason"] == "KafkaNotConfigured"
     assert status["services"]["booking-service"] == {"ready": 2, "desired": 2}
     pods = cp.kubectl_json("-n", namespace, "get", "pods")["items"]
-    assert len(pods) == 8 and all(_pod_ready(p) for p in pods)
+    assert len(pods) == 2 * len(SERVICES) and all(_pod_ready(p) for p in pods)  # 2 replicas each, no relay
 
     table = cp.kubectl("-n", namespace, "get", "tp").stdout.splitlines()
     assert table[0].split() == ["NAME", "PHASE", "SERVICES", "ANALYTICS", "URL", "AGE"]
-    assert table[1].split()[:5] == ["tickets", "Ready", "4/4", "NotConfigured", f"http://tickets-frontend.{namespace}.svc:80"]
+    assert table[1].split()[:5] == ["tickets", "Ready", ALL_READY, "NotConfigured", f"http://tickets-frontend.{namespace}.svc:80"]
     described = cp.kubectl("-n", namespace, "describe", "tp", "tickets").stdout
     assert "PhaseChanged" in described and "-> Ready" in described
     # The operator-wide error counter also moves for other tests' namespaces being torn down;

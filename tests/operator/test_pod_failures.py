@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 
-from ticketplatform_operator.model import ServiceStatus
+from ticketplatform_operator.model import SERVICE_NAMES, ServiceStatus
 from ticketplatform_operator.observe import Observation, deployments_condition, pod_problems
 from ticketplatform_operator.pods import PodStore, pod_problem, summarize
 from ticketplatform_operator.status import CondResult, roll_up
@@ -58,7 +58,7 @@ def running(service: str, ready: bool = True, restarts: int = 0, last: dict | No
 
 def observation(not_ready: dict[str, tuple[int, int]]) -> Observation:
     obs = Observation()
-    for name in ("frontend", "user-service", "event-catalog", "booking-service"):
+    for name in SERVICE_NAMES:
         ready, desired = not_ready.get(name, (2, 2))
         obs.services[name] = ServiceStatus(ready=ready, desired=desired)
         if name in not_ready:
@@ -73,7 +73,7 @@ def condition_for(pods: list[dict], not_ready: dict[str, tuple[int, int]]) -> Co
 
 
 HEALTHY = [pod(s, f"tickets-{s}-5d8f7c9b6d-a{i}", phase="Running", ready=True, containers=[running(s)])
-           for s in ("frontend", "user-service", "event-catalog") for i in range(2)]
+           for s in SERVICE_NAMES if s != "booking-service" for i in range(2)]
 
 
 def test_image_not_on_the_node_degrades_with_the_kubelets_reason():

@@ -26,6 +26,10 @@ CASES = {
     "node selector key": ('{"services": {"booking-service": {"placement": {"nodeSelector": {"not a key": "x"}}}}}',
                           "spec.services.booking-service.placement.nodeSelector"),
     "spread policy": ('{"placement": {"spread": {"zones": "Sometimes"}}}', "spec.placement.spread.zones"),
+    "two topics with one name": ('{"kafka": {"topics": {"results": {"name": "ticket-bookings"}}}}',
+                                 "spec.kafka.topics.results.name"),
+    "disruption budget above 100%": ('{"placement": {"podDisruptionBudget": {"maxUnavailable": "150%"}}}',
+                                     "spec.placement.podDisruptionBudget.maxUnavailable"),
     "scale-down window": ('{"services": {"user-service": {"autoscaling": {"scaleDownStabilizationSeconds": 4000}}}}',
                           "spec.services.user-service.autoscaling.scaleDownStabilizationSeconds"),
 }

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from ticketplatform_operator.services import NAMES as SERVICES
 from tests.fixtures.controlplane import wait_until
 from tests.fixtures.platform import LocalPlatform
 
 REAL_NODE = "tp-node"
-SERVICES = ("frontend", "user-service", "event-catalog", "booking-service")
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -60,7 +60,7 @@ def test_every_pod_runs_on_the_real_node_and_is_ready(local_platform: LocalPlatf
     assert _condition(tp, "DeploymentsReady")["status"] == "True"
     ready = tp["status"]["services"]
     assert all(ready[s]["ready"] >= 1 and ready[s]["ready"] == ready[s]["desired"] for s in SERVICES), ready
-    assert tp["status"]["readyServices"] == "4/4"
+    assert tp["status"]["readyServices"] == f"{len(SERVICES)}/{len(SERVICES)}"
 
 
 def test_ui_is_served_by_the_frontend_pod(local_platform: LocalPlatform) -> None:

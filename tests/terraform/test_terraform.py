@@ -22,6 +22,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from ticketplatform_operator.services import NAMES as SERVICES
+
 hcl2 = pytest.importorskip("hcl2")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,9 +41,6 @@ DATA_REF = re.compile(r"(?<![\w.])data\.([a-z][a-z0-9_]*)\.([A-Za-z_][\w-]*)")
 VAR_REF = re.compile(r"(?<![\w.])var\.([A-Za-z_][\w-]*)")
 LOCAL_REF = re.compile(r"(?<![\w.])local\.([A-Za-z_][\w-]*)")
 MODULE_REF = re.compile(r"(?<![\w.])module\.([A-Za-z_][\w-]*)")
-
-SERVICES = ("frontend", "user-service", "event-catalog", "booking-service")
-
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -435,10 +434,10 @@ def aws_problems(mod: Module) -> list[str]:
     if not mod.of_type("aws_lambda_permission"):
         p.append("no aws_lambda_permission letting S3 invoke the function")
 
-    # ECR repositories for the operator and the four services.
+    # ECR repositories for the operator and the services.
     repos = mod.resolve("${var.ecr_repositories}")
     if not isinstance(repos, list) or set(repos) != {"operator", *SERVICES}:
-        p.append(f"ECR repositories default {repos!r} is not the operator and the four services")
+        p.append(f"ECR repositories default {repos!r} is not the operator and the services")
     if not mod.of_type("aws_ecr_repository"):
         p.append("no ECR repositories")
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from ticketplatform_operator import model, render
+from ticketplatform_operator.services import SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA = {"bootstrapServers": "kafka-0.kafka:9092"}
@@ -46,11 +47,12 @@ def web(deps: dict[str, dict[str, Any]], service: str) -> dict[str, Any]:
 
 
 ALL_DEPLOYMENTS = {f"tickets-{s}" for s in model.SERVICE_NAMES} | {"tickets-outbox-relay"}
+MIGRATING = [s for s in SERVICES if s.migrates]
 
 
 # ---- the pod a kubelet runs --------------------------------------------------------------------
 
-def test_five_deployments_four_services_and_the_relay():
+def test_a_deployment_per_service_and_the_relay():
     assert set(deployments({"kafka": KAFKA})) == ALL_DEPLOYMENTS
 
 
@@ -134,10 +136,11 @@ def test_children_are_owned_by_the_platform():
 def test_migrations_run_as_init_containers_of_the_database_services_only():
     deps = deployments({"services": {"booking-service": {"secretRef": "db-app", "migrationSecretRef": "db-owner"},
                                      "event-catalog": {"secretRef": "db-app"}}})
-    for service, module in (("event-catalog", "event_catalog"), ("booking-service", "booking_service")):
+    for declared in MIGRATING:
+        service = declared.name
         spec = pod(deps[f"tickets-{service}"])
         (init,) = spec["initContainers"]
-        assert init["command"] == ["python", "-m", f"{module}.migrate"]
+        assert init["command"] == ["python", "-m", f"{declared.package}.migrate"]
         assert init["image"] == web(deps, service)["image"]
         assert "command" not in web(deps, service)  # the image's CMD serves; it no longer migrates
     booking_init = pod(deps["tickets-booking-service"])["initContainers"][0]
@@ -145,12 +148,13 @@ def test_migrations_run_as_init_containers_of_the_database_services_only():
     assert web(deps, "booking-service")["envFrom"] == [{"secretRef": {"name": "db-app"}}]
     catalog_init = pod(deps["tickets-event-catalog"])["initContainers"][0]
     assert catalog_init["envFrom"] == [{"secretRef": {"name": "db-app"}}]  # defaults to secretRef
-    for service in ("frontend", "user-service"):
-        assert "initContainers" not in pod(deps[f"tickets-{service}"])
+    for declared in SERVICES:
+        if not declared.migrates:
+            assert "initContainers" not in pod(deps[f"tickets-{declared.name}"])
     assert "initContainers" not in pod(deps["tickets-outbox-relay"])
 
 
-@pytest.mark.parametrize("dockerfile", ["event-catalog", "booking-service"])
+@pytest.mark.parametrize("dockerfile", [s.name for s in MIGRATING])
 def test_web_images_no_longer_migrate_in_their_command(dockerfile):
     text = (REPO / "services" / "docker" / f"{dockerfile}.Dockerfile").read_text()
     cmd = [line for line in text.splitlines() if line.startswith("CMD ")]
@@ -318,4 +322,4 @@ def test_ticketctl_renders_the_examples(example):
     out = subprocess.run([sys.executable, "-m", "ticketplatform_operator", "render", "-f", str(REPO / "examples" / f"{example}.yaml")],
                          capture_output=True, text=True, check=True, cwd=REPO).stdout
     kinds = [d["kind"] for d in yaml.safe_load_all(out) if d]
-    assert kinds.count("Deployment") == 5 and kinds.count("Service") == 4
+    assert kinds.count("Deployment") == len(SERVICES) + 1 and kinds.count("Service") == len(SERVICES)

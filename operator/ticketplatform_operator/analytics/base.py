@@ -34,7 +34,6 @@ UNKNOWN = "UNKNOWN"          # the engine could not tell (e.g. API unreachable)
 
 STATES = (PENDING, RUNNING, RESTARTING, CANCELLING, CANCELLED, FAILED, DONE, UNKNOWN)
 TERMINAL_STATES = frozenset({CANCELLED, FAILED, DONE})
-HEALTHY_STATES = frozenset({RUNNING})
 
 # Fields of a JobRequest that do not describe the job itself, so they are left out of spec_hash.
 _NOT_HASHED = {"namespace", "name", "spec_hash", "owner_uid"}

@@ -231,13 +231,15 @@ class KubernetesEngine:
     # --- the AnalyticsEngine interface ---------------------------------------------------------
 
     def ensure(self, request: JobRequest, current: JobStatus | None = None, *,
-               pods: Sequence[Mapping[str, Any]] | None = None) -> JobStatus:
+               pods: Sequence[Mapping[str, Any]] | None = None, kube: Kube | None = None) -> JobStatus:
         """Apply the job's Deployment when it differs, then read the job's state. ``pods``: the
-        platform's pod summaries (pods.py) from the operator's pod watch; None lists them."""
+        platform's pod summaries (pods.py) from the operator's pod watch; None lists them.
+        ``kube``: the reconcile's client, whose reads come from the operator's cache."""
+        kube = kube or self.kube
         try:
-            deployment = self._apply(request)
+            deployment = self._apply(kube, request)
             if pods is None:
-                pods = self._list_pods(request)
+                pods = self._list_pods(kube, request)
         except ApiException as exc:
             message = f"Kubernetes API: {exc.status} {exc.reason}"
             log.warning("analytics %s: %s", request.key, message)
@@ -267,18 +269,18 @@ class KubernetesEngine:
 
     # --- internals -----------------------------------------------------------------------------
 
-    def _apply(self, request: JobRequest) -> dict[str, Any] | None:
+    def _apply(self, kube: Kube, request: JobRequest) -> dict[str, Any] | None:
         manifest = render_deployment(request)
-        live = self.kube.get("Deployment", request.namespace, manifest["metadata"]["name"])
+        live = kube.get("Deployment", request.namespace, manifest["metadata"]["name"])
         if live is not None and contains(manifest, live):
             return live
         log.info("analytics %s: applying Deployment %s (spec %s)", request.key, manifest["metadata"]["name"],
                  request.spec_hash[:8])
-        return self.kube.apply(manifest)
+        return kube.apply(manifest)
 
-    def _list_pods(self, request: JobRequest) -> list[dict[str, Any]]:
+    def _list_pods(self, kube: Kube, request: JobRequest) -> list[dict[str, Any]]:
         selector = ",".join(f"{k}={v}" for k, v in _labels(request)[0].items())
-        return [summarize(p) for p in self.kube.list("Pod", request.namespace, selector)]
+        return [summarize(p) for p in kube.list("Pod", request.namespace, selector)]
 
 
 __all__ = ["KubernetesEngine", "render_deployment", "job_state", "job_env", "deployment_name", "kubernetes_job_id"]

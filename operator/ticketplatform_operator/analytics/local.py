@@ -1,7 +1,7 @@
 """LocalEngine: runs flink/analytics_job.py on this machine (Flink MiniCluster from PyFlink), supervised.
 
 One job per TicketPlatform, in a job folder ``<run dir>/<namespace>-<name>`` (run dir: constructor
-argument, default ``$TP_RUN_DIR/analytics``) holding:
+argument, the operator passes ``<TP_RUN_DIR>/analytics``) holding:
 
     state.json        what the engine knows: pid, spec hash, state, restarts, next restart time
     status.json       written by the job itself: the Flink job status (RUNNING, RESTARTING, ...)
@@ -32,7 +32,7 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
+
 import threading
 import time
 from pathlib import Path
@@ -66,19 +66,18 @@ def _versions_env() -> dict[str, str]:
     return values
 
 
+# Defaults when the caller passes nothing (the operator passes its OperatorConfig's settings).
 def default_run_dir() -> Path:
-    return Path(os.environ.get("TP_RUN_DIR", REPO_DIR / ".run")) / "analytics"
+    return REPO_DIR / ".run" / "analytics"
 
 
 def default_python() -> str:
-    return os.environ.get("FLINK_PYTHON") or str(REPO_DIR / ".venv-flink" / "bin" / "python")
+    return str(REPO_DIR / ".venv-flink" / "bin" / "python")
 
 
-def default_connector_jar() -> str:
-    if os.environ.get("FLINK_KAFKA_CONNECTOR_JAR"):
-        return os.environ["FLINK_KAFKA_CONNECTOR_JAR"]
+def default_connector_jar(cache_dir: Path | None = None) -> str:
     version = _versions_env().get("FLINK_KAFKA_CONNECTOR", "5.0.0-2.2")
-    cache = Path(os.environ.get("TP_CACHE_DIR", REPO_DIR / ".cache"))
+    cache = cache_dir or REPO_DIR / ".cache"
     return str(cache / "flink" / version / f"flink-sql-connector-kafka-{version}.jar")
 
 
@@ -109,13 +108,13 @@ class LocalEngine:
     name = "local"
 
     def __init__(self, run_dir: str | os.PathLike[str] | None = None, *, python: str | None = None,
-                 connector_jar: str | None = None, backoff_base: float = 2.0, backoff_max: float = 120.0,
+                 connector_jar: str | None = None, cache_dir: str | os.PathLike[str] | None = None, backoff_base: float = 2.0, backoff_max: float = 120.0,
                  stable_after: float = 60.0, stop_timeout: float = 20.0,
                  supervise_interval: float | None = 2.0, jvm_args: str = "-Xms128m -Xmx768m",
                  extra_env: dict[str, str] | None = None):
         self.run_dir = Path(run_dir) if run_dir else default_run_dir()
         self.python = python or default_python()
-        self.connector_jar = connector_jar or default_connector_jar()
+        self.connector_jar = connector_jar or default_connector_jar(Path(cache_dir) if cache_dir else None)
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.stable_after = stable_after
         self.stop_timeout = stop_timeout
@@ -419,9 +418,3 @@ class LocalEngine:
 
 
 __all__ = ["LocalEngine", "local_job_id", "default_connector_jar", "default_python", "default_run_dir"]
-
-if __name__ == "__main__":  # pragma: no cover - manual poking: python -m ... <ns> <name>
-    logging.basicConfig(level=logging.INFO)
-    eng = LocalEngine(supervise_interval=None)
-    req = JobRequest.build(sys.argv[1], sys.argv[2])
-    print(eng.ensure(req, None))
