@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+
 import subprocess
 import sys
 import tempfile

@@ -1,11 +1,13 @@
 """Operator benchmark: apply N TicketPlatforms across several namespaces to the local control plane
-and print time from apply to Ready (median, worst), the operator's peak memory, and API write
-calls per steady-state resync (counted in the apiserver's audit log).
+(their pods on the kwok fake nodes) and print time from apply to first status and to Ready (median,
+worst), the reconcile duration (p50, p95, from the operator's own histogram), the operator's peak
+memory, and the API reads and writes per steady-state resync (counted in the apiserver's audit log).
 
     .venv/bin/python scripts/bench_operator.py [--count 50] [--namespaces 5] [--resync 10]
+    .venv/bin/python scripts/bench_operator.py --count 50 --count 200 --count 500   # one after the other
 
-It starts its own operator process; stop any other (`bash stack/operator.sh stop`) first, since two
-operators would both act on the objects.
+It starts its own operator process; stop any other (`bash stack/operator.sh stop`, or scale the
+in-cluster one to 0) first, since two operators would both act on the objects.
 """
 from __future__ import annotations
 
@@ -13,20 +15,34 @@ import argparse
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = Path(os.environ.get("TP_RUN_DIR", REPO / ".run"))
 CP = RUN / "controlplane"
+OPERATOR_USER = "ticketplatform-operator"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
-
+READ_VERBS = {"get", "list"}
 
 BIN_DIR = subprocess.run(["bash", "-c", f". {REPO}/stack/lib.sh && echo $CP_BIN_DIR"], capture_output=True,
                          text=True, check=True).stdout.strip()
+
+# The platforms land on the kwok nodes through spec.placement (their taint keeps everything else off
+# them), one small replica per service: 500 platforms are 2,000 fake pods, within the fake nodes'
+# capacity, and the real node's pods would cost real CPU and memory.
+SMALL = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
+BENCH_SPEC = json.dumps({
+    "placement": {"nodeSelector": {"type": "kwok"},
+                  "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}]},
+    "services": {name: {"replicas": 1, "resources": SMALL, "autoscaling": {"enabled": False}}
+                 for name in ("frontend", "user-service", "event-catalog", "booking-service")},
+})
 
 
 def kubectl(*args: str, input: str | None = None) -> str:
@@ -42,8 +58,10 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def operator_writes(offset: int, namespaces: set[str]) -> list[dict]:
-    out = []
+def operator_calls(offset: int, namespaces: set[str]) -> tuple[list[dict], list[dict]]:
+    """(reads, writes) by the operator after byte `offset` of the audit log, about the benchmark's
+    namespaces (and CRD look-ups). Watches are neither: they are the cache's feed."""
+    reads, writes = [], []
     with open(CP / "audit.log", "rb") as f:
         f.seek(offset)
         for line in f:
@@ -51,31 +69,67 @@ def operator_writes(offset: int, namespaces: set[str]) -> list[dict]:
                 e = json.loads(line)
             except ValueError:
                 continue
-            if (e.get("user", {}).get("username") == "ticketplatform-operator" and e.get("verb") in WRITE_VERBS
-                    and e.get("objectRef", {}).get("namespace") in namespaces):
-                out.append(e)
-    return out
+            if e.get("user", {}).get("username") != OPERATOR_USER or e.get("stage") != "ResponseComplete":
+                continue
+            ref = e.get("objectRef", {})
+            ours = ref.get("namespace") in namespaces or ref.get("resource") == "customresourcedefinitions" and ref.get("name")
+            if not ours:
+                continue
+            if e.get("verb") in WRITE_VERBS:
+                writes.append(e)
+            elif e.get("verb") in READ_VERBS:
+                reads.append(e)
+    return reads, writes
 
 
-# The benchmark's platforms land on the kwok nodes through spec.placement (their taint keeps
-# everything else off them); the real node's pods would cost real CPU and memory.
-FAKE_NODE_SPEC = ('{placement: {nodeSelector: {type: kwok}, '
-                  'tolerations: [{key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule}]}}')
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=50)
-    ap.add_argument("--namespaces", type=int, default=5)
-    ap.add_argument("--resync", type=float, default=10.0, help="operator resync interval (s)")
-    ap.add_argument("--timeout", type=float, default=600.0)
-    args = ap.parse_args()
+def histogram(port: int, name: str) -> list[tuple[float, float]]:
+    """Cumulative buckets (upper bound, count) of a histogram on the operator's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
 
-    subprocess.run(["bash", str(REPO / "stack/controlplane.sh"), "start"], check=True)
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds/ticketplatform.yaml"))
-    namespaces = [f"bench-{i}" for i in range(args.namespaces)]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    for family in text_string_to_metric_families(text):
+        if family.name == name:
+            return sorted((float(s.labels["le"]), s.value) for s in family.samples if s.name == f"{name}_bucket")
+    return []
+
+
+def quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """The upper bound of the bucket holding quantile q (as Prometheus' histogram_quantile, coarse)."""
+    total = buckets[-1][1] if buckets else 0
+    for bound, count in buckets:
+        if total and count >= q * total:
+            return bound
+    return float("nan")
+
+
+def platform_states() -> dict[tuple[str, str], tuple[str, bool]]:
+    """(namespace, name) -> (phase, status describes the current generation), for every TicketPlatform."""
+    out = kubectl("get", "tp", "-A", "-o", "jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name} "
+                  "{.metadata.generation} {.status.observedGeneration} {.status.phase}{'\\n'}{end}")
+    states = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            ns, name, gen = parts[0], parts[1], parts[2] if len(parts) > 2 else ""
+            observed = parts[3] if len(parts) > 3 else ""
+            phase = parts[4] if len(parts) > 4 else ""
+            states[(ns, name)] = (phase, gen == observed)
+    return states
+
+
+def run(count: int, n_namespaces: int, resync: float, timeout: float) -> bool:
+    namespaces = [f"bench-{i}" for i in range(n_namespaces)]
+    metrics_port = free_port()
     log = open(RUN / "bench-operator.log", "wb")
-    env = {**os.environ, "KUBECONFIG": str(CP / "operator.kubeconfig"), "TP_RESYNC_SECONDS": str(args.resync)}
+    env = {**os.environ, "KUBECONFIG": str(CP / "operator.kubeconfig"), "TP_RESYNC_SECONDS": str(resync),
+           "OPERATOR_METRICS_PORT": str(metrics_port), "OPERATOR_METRICS_ADDR": "127.0.0.1"}
     op = subprocess.Popen([sys.executable, "-m", "ticketplatform_operator", "run"], stdout=log, stderr=subprocess.STDOUT,
                           env=env, cwd=REPO)
     try:
@@ -83,47 +137,82 @@ def main() -> int:
         for ns in namespaces:
             kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=300s")
             kubectl("create", "namespace", ns)
-        applied: dict[tuple[str, str], float] = {}
-        for i in range(args.count):
-            ns = namespaces[i % len(namespaces)]
-            name = f"tp-{i:03d}"
-            kubectl("-n", ns, "apply", "-f", "-", input=f"apiVersion: ticketing.io/v1alpha1\nkind: TicketPlatform\n"
-                    f"metadata: {{name: {name}}}\nspec: {FAKE_NODE_SPEC}\n")
-            applied[(ns, name)] = time.monotonic()
+        docs = [f"apiVersion: ticketing.io/v1alpha1\nkind: TicketPlatform\nmetadata: {{name: tp-{i:03d}, "
+                f"namespace: {namespaces[i % n_namespaces]}}}\nspec: {BENCH_SPEC}\n" for i in range(count)]
+        print(f"[{time.strftime('%H:%M:%S')}] applying {count} TicketPlatforms", flush=True)
+        started = time.monotonic()  # every latency counts from here: the worst case for early objects
+        kubectl("apply", "-f", "-", input="---\n".join(docs))
+        applied_in = time.monotonic() - started
+        keys = {(namespaces[i % n_namespaces], f"tp-{i:03d}") for i in range(count)}
+        first_status: dict[tuple[str, str], float] = {}
         ready_at: dict[tuple[str, str], float] = {}
-        deadline = time.monotonic() + args.timeout
-        while len(ready_at) < len(applied) and time.monotonic() < deadline:
-            items = json.loads(kubectl("get", "tp", "-A", "-o", "json"))["items"]
+        deadline = started + timeout
+        last_report = 0.0
+        while len(ready_at) < count and time.monotonic() < deadline:
+            states = platform_states()
             now = time.monotonic()
-            for it in items:
-                key = (it["metadata"]["namespace"], it["metadata"]["name"])
-                st = it.get("status", {})
-                if key in applied and key not in ready_at and st.get("phase") == "Ready" \
-                        and st.get("observedGeneration") == it["metadata"]["generation"]:
+            for key, (phase, current) in states.items():
+                if key in keys and phase and key not in first_status:
+                    first_status[key] = now
+                if key in keys and key not in ready_at and phase == "Ready" and current:
                     ready_at[key] = now
+            if now - last_report > 10:
+                print(f"[{time.strftime('%H:%M:%S')}] {len(first_status)} with status, {len(ready_at)} Ready", flush=True)
+                last_report = now
             time.sleep(0.5)
-        latencies = sorted(ready_at[k] - applied[k] for k in ready_at)
-        # Steady state: count the operator's writes over several resyncs once everything is Ready.
-        time.sleep(3)
+        firsts = sorted(t - started for t in first_status.values())
+        latencies = sorted(t - started for t in ready_at.values())
+        reconcile = histogram(metrics_port, "ticketplatform_reconcile_duration_seconds")
+        # Steady state: count the operator's reads and writes over several resyncs once all is Ready.
+        time.sleep(resync + 3)
         offset = (CP / "audit.log").stat().st_size
-        window = 3 * args.resync
+        window = 3 * resync
         time.sleep(window + 2)
-        writes = operator_writes(offset, set(namespaces))
+        reads, writes = operator_calls(offset, set(namespaces))
         peak = peak_rss_mib(op.pid)
         for ns in namespaces:
-            kubectl("delete", "namespace", ns, "--wait=true", "--timeout=300s")
+            kubectl("delete", "namespace", ns, "--wait=true", "--timeout=600s")
     finally:
         op.terminate()
         op.wait(timeout=30)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, Python {platform.python_version()}")
-    print(f"TicketPlatforms: {args.count} in {len(namespaces)} namespaces; Ready: {len(ready_at)}/{args.count}")
+    resyncs = window / resync
+    print(f"TicketPlatforms: {count} in {n_namespaces} namespaces (applied in {applied_in:.1f} s); "
+          f"Ready: {len(ready_at)}/{count}")
+    if firsts:
+        print(f"apply -> first status: median {statistics.median(firsts):.1f} s, worst {firsts[-1]:.1f} s")
     if latencies:
         print(f"apply -> Ready: median {statistics.median(latencies):.1f} s, worst {latencies[-1]:.1f} s")
+    if reconcile:
+        print(f"reconcile duration: p50 <= {quantile(reconcile, 0.5)} s, p95 <= {quantile(reconcile, 0.95)} s "
+              f"({int(reconcile[-1][1])} reconciles)")
     print(f"operator peak memory (VmHWM): {peak:.0f} MiB")
-    print(f"API writes in steady state: {len(writes)} over {window:.0f} s "
-          f"= {len(writes) / (window / args.resync):.1f} per resync of all {args.count} objects")
-    return 0 if len(ready_at) == args.count else 1
+    print(f"API calls in steady state over {window:.0f} s ({resyncs:.0f} resyncs of all {count}): "
+          f"{len(reads)} reads, {len(writes)} writes = {len(reads) / resyncs:.1f} reads and "
+          f"{len(writes) / resyncs:.1f} writes per resync")
+    for kind, events in (("read", reads), ("write", writes)):
+        for e in events[:5]:
+            ref = e["objectRef"]
+            print(f"  {kind}: {e['verb']} {ref.get('resource')}/{ref.get('name') or ''} in {ref.get('namespace') or '-'}")
+    return len(ready_at) == count
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, action="append", help="TicketPlatforms (repeatable: one run each); default 50")
+    ap.add_argument("--namespaces", type=int, default=5)
+    ap.add_argument("--resync", type=float, default=10.0, help="operator resync interval (s)")
+    ap.add_argument("--timeout", type=float, default=600.0)
+    args = ap.parse_args()
+
+    subprocess.run(["bash", str(REPO / "stack/controlplane.sh"), "start"], check=True)
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds/ticketplatform.yaml"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30)} GiB, Python {platform.python_version()}")
+    ok = True
+    for count in args.count or [50]:
+        print(f"--- {count} TicketPlatforms", flush=True)
+        ok = run(count, args.namespaces, args.resync, args.timeout) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

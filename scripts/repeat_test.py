@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Runs one test (or a few) N times in a row in one pytest session each, and prints how many
-passed and how long each run took: the way to show a once-flaky test is fixed, without putting a
-loop in the suite.
+"""Runs one test (or a few) N times in a row and prints how many passed and how long each run
+took: the way to show a once-flaky test is fixed, without putting a loop in the suite.
 
-    .venv/bin/python scripts/repeat_test.py --times 20 \\
+    .venv/bin/python scripts/repeat_test.py --times 20 [--one-session] \\
         tests/operator/test_topics_operator.py::test_deletion_policy_retain_and_delete
+
+By default each run is its own pytest session (fixtures set up anew each time); --one-session runs
+all repetitions in one session (shared fixtures, as in the suite: much faster).
 """
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--times", type=int, default=20)
     parser.add_argument("--stop-on-failure", action="store_true")
+    parser.add_argument("--one-session", action="store_true", help="all repetitions in one pytest session")
     parser.add_argument("tests", nargs="+", help="pytest node ids")
     args = parser.parse_args()
 
+    if args.one_session:
+        return one_session(args.times, args.tests)
     durations: list[float] = []
     failures = 0
     for run in range(1, args.times + 1):
@@ -44,6 +49,29 @@ def main() -> int:
     print(f"{len(durations) - failures}/{len(durations)} passed; median {statistics.median(durations):.1f} s, "
           f"max {max(durations):.1f} s")
     return 1 if failures else 0
+
+
+def one_session(times: int, tests: list[str]) -> int:
+    """pytest --keep-duplicates with each node id `times` times; outcomes from its JUnit XML."""
+    import tempfile
+    import xml.etree.ElementTree as ET
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "junit.xml"
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--keep-duplicates",
+                               f"--junitxml={report}", *[t for t in tests for _ in range(times)]], cwd=REPO)
+        elapsed = time.monotonic() - started
+        cases = ET.parse(report).getroot().iter("testcase")
+        results = [(c.get("name"), float(c.get("time", 0)), not any(ch.tag in ("failure", "error") for ch in c))
+                   for c in cases]
+    for i, (name, seconds, ok) in enumerate(results, 1):
+        print(f"run {i:>3}/{len(results)}: {name} {'passed' if ok else 'FAILED'} in {seconds:.1f} s", flush=True)
+    passed = sum(ok for _, _, ok in results)
+    durations = [s for _, s, _ in results] or [0.0]
+    print(f"{passed}/{len(results)} passed (of {times * len(tests)} asked); median {statistics.median(durations):.1f} s, "
+          f"max {max(durations):.1f} s; session {elapsed:.0f} s")
+    return 0 if proc.returncode == 0 and passed == times * len(tests) else 1
 
 
 if __name__ == "__main__":

@@ -43,6 +43,15 @@ def cmd_crd(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(_: argparse.Namespace) -> int:
+    from .config import OperatorConfig
+
+    for field in OperatorConfig.model_fields.values():
+        default = "unset" if field.default is None else field.default
+        print(f"{field.alias}={default}\n    {field.description}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import os
 
@@ -81,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     rend.add_argument("--no-monitoring", action="store_true", help="leave out the ServiceMonitor (as when its CRD is absent)")
     rend.set_defaults(fn=cmd_render)
     sub.add_parser("crd", help="print the CRD generated from the model").set_defaults(fn=cmd_crd)
+    sub.add_parser("config", help="print the operator's settings (environment variables) and their defaults").set_defaults(fn=cmd_config)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -64,15 +64,17 @@ def test_an_unexpected_error_ends_in_status_and_backs_off(controlplane, operator
 
     # In status within one reconcile: the analytics condition says what failed, the other steps
     # went on, and the platform is Degraded.
-    tp = wait_until(lambda: (t := get_tp(cp, namespace, "tickets")) if _conditions(t).get("AnalyticsReady", {}).get("reason") == REASON else None,
-                    timeout=60, message="AnalyticsReady names the credentials error")
+    def failed_with_reason():
+        tp = get_tp(cp, namespace, "tickets")
+        return tp if _conditions(tp).get("AnalyticsReady", {}).get("reason") == REASON else None
+
+    tp = wait_until(failed_with_reason, timeout=60, message="AnalyticsReady names the credentials error")
     analytics = _conditions(tp)["AnalyticsReady"]
     assert analytics["status"] == "False"
-    assert analytics["message"].startswith("analytics engine dataproc:") and "credentials" in analytics["message"].lower(), analytics
+    assert analytics["message"].startswith("analytics engine dataproc:") and "tp-test-google-key.json" in analytics["message"], analytics
     assert "Retrying in" in analytics["message"]
     assert _conditions(tp)["TopicsReady"]["status"] == "True", "the topics step ran despite the analytics failure"
-    tp = wait_until(lambda: (t := get_tp(cp, namespace, "tickets"))["status"].get("phase") == "Degraded" and t,
-                    timeout=60, message="phase Degraded")
+    tp = wait_phase(cp, namespace, "tickets", "Degraded", timeout=60)
     assert tp["status"]["conditions"][0]["type"] == "Ready" and tp["status"]["conditions"][0]["reason"] == REASON
 
     # Retried with back-off: over 20 s of 1 s resyncs, the failing step ran only a few times.
