@@ -111,7 +111,18 @@ def test_failing_pods_degrade_the_platform_with_the_kubelets_reason(controlplane
     # Settled: the job's Deployment is not re-applied, nor status rewritten, on every resync.
     wait_until(lambda: get_tp(cp, namespace, "tickets")["status"]["analytics"]["state"] == "PENDING",
                timeout=60, message="analytics PENDING again")
-    time.sleep(2)
+    # The HPAs still raise user-service and booking-service to 2 pods, whose own reasons are new
+    # facts for status: wait until status has stayed the same over a whole resync (an operator that
+    # rewrote it at every resync would never get there), then count the writes of two more.
+    seen = {"rv": None, "since": time.monotonic()}
+
+    def status_unchanged_for_a_resync():
+        rv = get_tp(cp, namespace, "tickets")["metadata"]["resourceVersion"]
+        if rv != seen["rv"]:
+            seen.update(rv=rv, since=time.monotonic())
+        return time.monotonic() - seen["since"] > RESYNC_SECONDS + 1
+
+    wait_until(status_unchanged_for_a_resync, timeout=90, interval=0.5, message="status unchanged over a resync")
     offset = cp.audit_offset()
     time.sleep(2 * RESYNC_SECONDS + 2)
     writes = [(e["verb"], e["objectRef"].get("resource"), e["objectRef"].get("name"), e["objectRef"].get("subresource"))
