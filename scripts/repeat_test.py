@@ -51,16 +51,28 @@ def main() -> int:
     return 1 if failures else 0
 
 
+def pytest_generate_tests(metafunc):  # this module is also the pytest plugin of --one-session
+    import os
+
+    times = int(os.environ.get("TP_REPEAT_TIMES", "0"))
+    if times:
+        metafunc.fixturenames.append("tp_repeat")
+        metafunc.parametrize("tp_repeat", range(1, times + 1), ids=lambda i: f"repeat{i}")
+
+
 def one_session(times: int, tests: list[str]) -> int:
-    """pytest --keep-duplicates with each node id `times` times; outcomes from its JUnit XML."""
+    """Each test parametrized `times` times (this module as a plugin); outcomes from JUnit XML."""
+    import os
     import tempfile
     import xml.etree.ElementTree as ET
 
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
         started = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--keep-duplicates",
-                               f"--junitxml={report}", *[t for t in tests for _ in range(times)]], cwd=REPO)
+        env = {**os.environ, "TP_REPEAT_TIMES": str(times),
+               "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)}
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "repeat_test",
+                               f"--junitxml={report}", *tests], cwd=REPO, env=env)
         elapsed = time.monotonic() - started
         cases = ET.parse(report).getroot().iter("testcase")
         results = [(c.get("name"), float(c.get("time", 0)), not any(ch.tag in ("failure", "error") for ch in c))
