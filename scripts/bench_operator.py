@@ -169,7 +169,9 @@ def ramp_requests(start: int, end: int, namespaces: set[str]) -> dict:
         if e.get("stage") != "ResponseComplete":
             continue
         user = e.get("user", {}).get("username", "?")
-        by_user[user.replace("system:serviceaccount:", "sa:")] += 1
+        # Several components share the admin credentials: their user agent tells them apart.
+        agent = (e.get("userAgent") or "?").split("/")[0].split(" ")[0]
+        by_user[f"{agent} ({user.replace('system:serviceaccount:', 'sa:')})"] += 1
         ref = e.get("objectRef", {})
         if user == OPERATOR_USER and e.get("verb") in WRITE_VERBS and ref.get("namespace") in namespaces:
             what = ref.get("resource", "?") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
