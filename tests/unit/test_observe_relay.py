@@ -34,7 +34,7 @@ def _kube(relay: dict[str, Any] | None) -> FakeKube:
 def test_relay_not_ready_holds_deployments_ready_but_not_the_service_count():
     platform = _platform({"kafka": {"bootstrapServers": "k:9092"}})
     obs = observe(_kube(_deployment(1, 0)), platform, pods=[])
-    assert obs.ready_count == 4
+    assert obs.ready_count == len(model.SERVICE_NAMES)
     assert obs.services["outbox-relay"].model_dump() == {"ready": 0, "desired": 1}
     cond = deployments_condition(obs)
     assert (cond.status, cond.reason) == ("False", "ServicesNotReady") and "outbox-relay 0/1" in cond.message
@@ -44,9 +44,9 @@ def test_relay_ready_or_scaled_to_zero_lets_deployments_be_ready():
     for relay in (_deployment(1, 1), _deployment(0, 0)):
         obs = observe(_kube(relay), _platform({}), pods=[])
         cond = deployments_condition(obs)
-        assert (cond.status, obs.ready_count) == ("True", 4), cond
+        assert (cond.status, obs.ready_count) == ("True", len(model.SERVICE_NAMES)), cond
 
 
 def test_missing_relay_is_not_ready():
     obs = observe(_kube(None), _platform({}), pods=[])
-    assert "outbox-relay" in obs.not_ready and obs.ready_count == 4
+    assert "outbox-relay" in obs.not_ready and obs.ready_count == len(model.SERVICE_NAMES)
