@@ -314,12 +314,21 @@ def test_operator_identity_and_audited_writes(controlplane: ControlPlane, namesp
            "spec: {scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}, maxReplicas: 2}\n")
     controlplane.kubectl("-n", namespace, "create", "-f", "-", input=hpa % "by-admin")
     controlplane.kubectl("-n", namespace, "create", "-f", "-", input=hpa % "by-operator", kubeconfig=op)
-    controlplane.kubectl(
-        "patch", "hpa", "by-operator", "-n", namespace, "-p", '{"spec":{"maxReplicas":3}}',
-        kubeconfig=op,
-    )
-    controlplane.kubectl("get", "hpa", "by-operator", "-n", namespace, kubeconfig=op)
-    controlplane.kubectl("delete", "hpa", "by-operator", "-n", namespace, kubeconfig=op)
+    # The operator's own client, as the operator calls it: server-side apply (a patch), a list
+    # (a read, never counted as a write), a delete. Its role has no `get` (it reads through watches),
+    # so kubectl patch, which fetches the object first, would be refused.
+    import kubernetes
+
+    from ticketplatform_operator.kube import Kube
+
+    kube = Kube(kubernetes.config.new_client_from_config(op))
+    kube.apply({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "by-operator", "namespace": namespace},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                         "maxReplicas": 3}})
+    listed = {h["metadata"]["name"]: h["spec"]["maxReplicas"] for h in kube.list("HorizontalPodAutoscaler", namespace, "")}
+    assert listed == {"by-admin": 2, "by-operator": 3}
+    kube.delete("HorizontalPodAutoscaler", namespace, "by-operator")
     denied = controlplane.kubectl("create", "configmap", "nope", "-n", namespace, kubeconfig=op, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr
 
