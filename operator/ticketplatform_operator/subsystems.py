@@ -5,6 +5,7 @@ endpoint and shared by all reconcile loops; every call is idempotent, so a retry
 restart adopts what is already there instead of creating it twice."""
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 import time
@@ -150,9 +151,10 @@ class Subsystems:
 
     def _cancel_with(self, engine: str, namespace: str, name: str, spec: TicketPlatformSpec | None,
                      recorded: dict[str, Any]) -> None:
-        # The recorded location wins: the spec may point elsewhere by now.
-        request = request_from_location(namespace, name, recorded.get("location")) \
-            or (request_from_spec(namespace, name, spec) if spec is not None else JobRequest.build(namespace, name))
+        # The spec's request (its spec hash also finds jobs submitted but not yet recorded), placed
+        # where status says the recorded job runs: the spec may point elsewhere by now, or be invalid.
+        request = request_from_spec(namespace, name, spec) if spec is not None else JobRequest.build(namespace, name)
+        request = dataclasses.replace(request, **location_fields(recorded.get("location")))
         self.engine(engine).cancel(request, JobStatus.from_status(recorded))
 
 
@@ -166,12 +168,12 @@ def job_location(request: JobRequest) -> str | None:
 _LOCATION = re.compile(r"^projects/(?P<project>[^/]+)/regions/(?P<region>[^/]+)/clusters/(?P<cluster>[^/]+)$")
 
 
-def request_from_location(namespace: str, name: str, location: str | None) -> JobRequest | None:
+def location_fields(location: str | None) -> dict[str, str]:
+    """The JobRequest fields a recorded location names (none for a job without one)."""
     found = _LOCATION.match(location or "")
     if not found:
-        return None
-    return JobRequest.build(namespace, name, project_id=found["project"], region=found["region"],
-                            cluster_name=found["cluster"])
+        return {}
+    return {"project_id": found["project"], "region": found["region"], "cluster_name": found["cluster"]}
 
 
 # Job state -> (AnalyticsReady reason, condition status); reasons in status.ERROR_REASONS degrade the platform.

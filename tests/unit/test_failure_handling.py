@@ -99,3 +99,12 @@ def test_cache_answers_the_platforms_reads_and_passes_the_rest_on():
     kube.list("Deployment", "ns", "app.kubernetes.io/instance=b")  # another platform's
     assert [c[0] for c in real.calls] == ["get", "list"]
     assert not kube.has_crd("servicemonitors.monitoring.coreos.com")
+
+
+def test_a_recorded_location_round_trips_to_the_request_fields():
+    from ticketplatform_operator.analytics import JobRequest
+    from ticketplatform_operator.subsystems import job_location, location_fields
+
+    request = JobRequest.build("ns", "tp", project_id="p", region="r", cluster_name="c")
+    assert location_fields(job_location(request)) == {"project_id": "p", "region": "r", "cluster_name": "c"}
+    assert location_fields(None) == {} and location_fields("somewhere/else") == {}
