@@ -60,27 +60,37 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def audit_events(start: int, end: int | None = None) -> list[dict]:
+    """The apiserver's completed requests between two byte offsets of its audit log."""
+    with open(CP / "audit.log", "rb") as f:
+        f.seek(start)
+        data = f.read() if end is None else f.read(end - start)
+    events = []
+    for line in data.splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("stage") == "ResponseComplete":
+            events.append(e)
+    return events
+
+
 def operator_calls(offset: int, namespaces: set[str]) -> tuple[list[dict], list[dict]]:
     """(reads, writes) by the operator after byte `offset` of the audit log, about the benchmark's
     namespaces (and CRD look-ups). Watches are neither: they are the cache's feed."""
     reads, writes = [], []
-    with open(CP / "audit.log", "rb") as f:
-        f.seek(offset)
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue
-            if e.get("user", {}).get("username") != OPERATOR_USER or e.get("stage") != "ResponseComplete":
-                continue
-            ref = e.get("objectRef", {})
-            ours = ref.get("namespace") in namespaces or ref.get("resource") == "customresourcedefinitions" and ref.get("name")
-            if not ours:
-                continue
-            if e.get("verb") in WRITE_VERBS:
-                writes.append(e)
-            elif e.get("verb") in READ_VERBS:
-                reads.append(e)
+    for e in audit_events(offset):
+        if e.get("user", {}).get("username") != OPERATOR_USER:
+            continue
+        ref = e.get("objectRef", {})
+        ours = ref.get("namespace") in namespaces or ref.get("resource") == "customresourcedefinitions" and ref.get("name")
+        if not ours:
+            continue
+        if e.get("verb") in WRITE_VERBS:
+            writes.append(e)
+        elif e.get("verb") in READ_VERBS:
+            reads.append(e)
     return reads, writes
 
 
@@ -158,16 +168,7 @@ def ramp_requests(start: int, end: int, namespaces: set[str]) -> dict:
 
     by_user: Counter = Counter()
     operator_writes: Counter = Counter()
-    with open(CP / "audit.log", "rb") as f:
-        f.seek(start)
-        data = f.read(end - start)
-    for line in data.splitlines():
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if e.get("stage") != "ResponseComplete":
-            continue
+    for e in audit_events(start, end):
         user = e.get("user", {}).get("username", "?")
         # Several components share the admin credentials: their user agent tells them apart.
         agent = (e.get("userAgent") or "?").split("/")[0].split(" ")[0]

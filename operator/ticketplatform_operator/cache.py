@@ -76,9 +76,13 @@ class Snapshot:
         return [json.loads(raw) for (k, _), raw in sorted(self.children.items()) if k == kind]
 
 
-def _matches(obj: dict[str, Any], label_selector: str) -> bool:
+def _equalities(label_selector: str) -> dict[str, str]:
+    """The key=value terms of a label selector (the only kind the operator writes)."""
+    return dict(part.split("=", 1) for part in label_selector.split(",") if "=" in part)
+
+
+def _matches(obj: dict[str, Any], wanted: dict[str, str]) -> bool:
     labels = (obj.get("metadata") or {}).get("labels") or {}
-    wanted = dict(part.split("=", 1) for part in label_selector.split(",") if part)
     return all(labels.get(k) == v for k, v in wanted.items())
 
 
@@ -100,9 +104,9 @@ class CachedKube:
     def list(self, kind: str, namespace: str | None, label_selector: str) -> list[dict[str, Any]]:
         # Only this platform's children are in the snapshot: a selector naming another instance
         # (or none) goes to the apiserver.
-        wanted = dict(part.split("=", 1) for part in label_selector.split(",") if "=" in part)
+        wanted = _equalities(label_selector)
         if self._cached(kind, namespace) and wanted.get(INSTANCE_LABEL) == self.snapshot.name:
-            return [o for o in self.snapshot.list(kind) if _matches(o, label_selector)]
+            return [o for o in self.snapshot.list(kind) if _matches(o, wanted)]
         return self._kube.list(kind, namespace, label_selector)
 
     def has_crd(self, name: str) -> bool:
